@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds (warnings are errors), runs every test, then builds with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests again. Needs root:
+# the engine tests create real namespaces and cgroups.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test.sh: the engine tests need root (namespaces, cgroups)" >&2
+  exit 1
+fi
+export BOXD_JOBS=${BOXD_JOBS:-2}
+
+echo "== build (RelWithDebInfo, -Werror)"
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXD_WERROR=ON
+echo "== tests: unit, security, integration"
+ctest --test-dir build --output-on-failure -j2 --timeout 300
+
+echo "== sanitizer build (ASan + UBSan): unit tests"
+scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DBOXD_SANITIZE=ON -DBOXD_WERROR=ON -DBOXD_BENCH=OFF
+ctest --test-dir build-asan --output-on-failure -j2 --timeout 300 -L unit_tests

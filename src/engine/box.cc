@@ -1,0 +1,237 @@
+#include "engine/box.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "engine/box_resources.h"
+#include "engine/cgroup.h"
+#include "engine/exec.h"
+#include "engine/exec_state.h"
+#include "sandbox/env_policy.h"
+#include "sandbox/init_protocol.h"
+#include "sandbox/mount_plan.h"
+
+namespace boxd::engine {
+namespace {
+
+constexpr int kHandshakeTimeoutMs = 10000;
+constexpr size_t kMaxArgvEnvBytes = 128 * 1024;
+
+Status validateExec(const ExecSpec& spec) {
+  if (spec.argv.empty() || spec.argv[0].empty()) return invalidArgument("exec needs a command");
+  size_t total = 0;
+  for (const auto& a : spec.argv) {
+    if (a.find('\0') != std::string::npos) return invalidArgument("argument contains a NUL byte");
+    total += a.size() + 1;
+  }
+  for (const auto& e : spec.env) total += e.size() + 1;
+  if (total > kMaxArgvEnvBytes) return invalidArgument("argv and env exceed 128 KiB");
+  RETURN_IF_ERROR(sandbox::validateBoxPath(spec.cwd).withContext("cwd"));
+  if (spec.output_cap_bytes == 0) return invalidArgument("output_cap_bytes must be positive");
+  return okStatus();
+}
+
+// Waits for one message on the exec's sync socket.
+StatusOr<sandbox::Received> awaitSync(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  int rc;
+  do {
+    rc = ::poll(&p, 1, kHandshakeTimeoutMs);
+  } while (rc < 0 && errno == EINTR);
+  if (rc == 0) return deadlineExceeded("command did not start in time");
+  if (rc < 0) return errnoStatus("poll", errno);
+  return sandbox::receiveMessage(fd);
+}
+
+Status execFailure(const std::string& box, const std::string& cmd, const std::string& data) {
+  int err = 0;
+  if (data.size() >= 1 + sizeof err) std::memcpy(&err, data.data() + 1, sizeof err);
+  std::string stage = data.size() > 1 + sizeof err ? data.substr(1 + sizeof err) : "start";
+  Status st = errnoStatus(stage, err).withContext("run '" + cmd + "' in box " + box);
+  return st;
+}
+
+}  // namespace
+
+Box::Box(std::string id, pid_t init_pid, UniqueFd control, std::unique_ptr<Cgroup> cgroup,
+         std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree)
+    : id_(std::move(id)),
+      init_pid_(init_pid),
+      spec_(spec),
+      tree_(tree),
+      cgroup_(std::move(cgroup)),
+      resources_(std::move(resources)),
+      control_(std::move(control)) {
+  reader_ = std::thread([this] { readerLoop(); });
+}
+
+Box::~Box() { (void)destroy(); }
+
+void Box::readerLoop() {
+  for (;;) {
+    auto rcv = sandbox::receiveMessage(control_.get());
+    if (!rcv.ok() || rcv->eof) break;
+    for (int fd : rcv->fds) ::close(fd);
+    auto type = sandbox::peekType(rcv->data);
+    if (!type.ok()) continue;
+    std::shared_ptr<ExecState> state;
+    int status = 0, fork_err = 0;
+    uint64_t id = 0;
+    if (*type == sandbox::MsgType::kExited) {
+      auto m = sandbox::decodeExited(rcv->data);
+      if (!m.ok()) continue;
+      id = m->id;
+      status = m->wait_status;
+    } else if (*type == sandbox::MsgType::kForkFailed) {
+      auto m = sandbox::decodeForkFailed(rcv->data);
+      if (!m.ok()) continue;
+      id = m->first;
+      fork_err = m->second;
+      status = 127 << 8;
+    } else {
+      continue;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = execs_.find(id);
+      if (it != execs_.end()) state = it->second;
+    }
+    if (state) state->markExited(status, fork_err);
+  }
+  // box-init is gone (destroyed, or killed): so is every process of the box.
+  std::lock_guard<std::mutex> lock(mu_);
+  init_gone_ = true;
+  for (auto& [id, state] : execs_) state->markExited(SIGKILL);
+}
+
+Status Box::sendToInit(const std::string& msg, const int* fds, size_t nfds) {
+  std::lock_guard<std::mutex> lock(send_mu_);
+  return sandbox::sendMessage(control_.get(), msg, fds, nfds);
+}
+
+void Box::forget(uint64_t exec_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  execs_.erase(exec_id);
+}
+
+StatusOr<ExecPtr> Box::start(const ExecSpec& spec) {
+  if (destroyed_.load()) return failedPrecondition("box " + id_ + " is destroyed");
+  RETURN_IF_ERROR(validateExec(spec));
+  sandbox::EnvInputs env_in;
+  env_in.path = spec_.tmpl.path;
+  env_in.hostname = spec_.hostname;
+  env_in.allow_loader_env = spec_.tmpl.allow_loader_env;
+  env_in.requested = spec.env;
+  env_in.pty = spec.pty;
+  ASSIGN_OR_RETURN(auto env, sandbox::buildEnv(env_in));
+
+  const uint64_t id = next_exec_id_.fetch_add(1);
+  CgroupPtr cg;
+  if (tree_ && cgroup_) {
+    ASSIGN_OR_RETURN(cg, tree_->create(id_ + "/exec-" + std::to_string(id)));
+  }
+  auto state = std::make_shared<ExecState>();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (init_gone_) {
+      if (cg) (void)cg->remove();
+      return failedPrecondition("box " + id_ + " is not running");
+    }
+    execs_[id] = state;
+  }
+  ExecPtr exec(new Exec(this, id, 0, state, std::move(cg), spec.pty));
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return errnoStatus("socketpair", errno);
+  UniqueFd sync(sv[0]), sync_child(sv[1]);
+  int on = 1;
+  if (::setsockopt(sync.get(), SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) return errnoStatus("SO_PASSCRED", errno);
+
+  UniqueFd in_r, out_w, err_w;
+  if (!spec.pty) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return errnoStatus("pipe", errno);
+    in_r.reset(p[0]);
+    exec->stdin_.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return errnoStatus("pipe", errno);
+    exec->stdout_.reset(p[0]);
+    out_w.reset(p[1]);
+    if (::pipe2(p, O_CLOEXEC) != 0) return errnoStatus("pipe", errno);
+    exec->stderr_.reset(p[0]);
+    err_w.reset(p[1]);
+    for (int fd : {exec->stdin_.get(), exec->stdout_.get(), exec->stderr_.get()}) {
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+  }
+
+  sandbox::ExecMsg msg;
+  msg.id = id;
+  msg.argv = spec.argv;
+  msg.env = std::move(env);
+  msg.cwd = spec.cwd;
+  msg.pty = spec.pty;
+  msg.rows = spec.pty_rows;
+  msg.cols = spec.pty_cols;
+  msg.nofile = spec_.limits.nofile;
+  msg.fsize = spec_.limits.fsize_bytes;
+  msg.stack = spec_.limits.stack_bytes;
+  const int fds[4] = {sync_child.get(), in_r.get(), out_w.get(), err_w.get()};
+  RETURN_IF_ERROR(sendToInit(sandbox::encode(msg), fds, spec.pty ? 1 : 4).withContext("send exec to box " + id_));
+  sync_child.reset();
+  in_r.reset();
+  out_w.reset();
+  err_w.reset();
+
+  // 1. The child reports; the kernel tells us its host pid.
+  ASSIGN_OR_RETURN(auto hello, awaitSync(sync.get()));
+  if (hello.eof || hello.data != "P" || hello.sender_pid <= 0) {
+    for (int fd : hello.fds) ::close(fd);
+    return failedPrecondition("box " + id_ + " could not start the command");
+  }
+  exec->host_pid_ = hello.sender_pid;
+  if (spec.pty) {
+    if (hello.fds.size() != 1) return internalError("terminal master missing");
+    exec->pty_master_.reset(hello.fds[0]);
+    ::fcntl(hello.fds[0], F_SETFL, ::fcntl(hello.fds[0], F_GETFL) | O_NONBLOCK);
+  } else {
+    for (int fd : hello.fds) ::close(fd);
+  }
+  // 2. Into the exec's cgroup before it runs a single instruction of user code.
+  if (exec->cgroup_) RETURN_IF_ERROR(exec->cgroup_->addProcess(exec->host_pid_));
+  if (::send(sync.get(), "G", 1, MSG_NOSIGNAL) != 1) return errnoStatus("release command", errno);
+  // 3. EOF means execve succeeded (the socket is close-on-exec); 'E' carries the failure.
+  ASSIGN_OR_RETURN(auto outcome, awaitSync(sync.get()));
+  for (int fd : outcome.fds) ::close(fd);
+  if (!outcome.eof) return execFailure(id_, spec.argv[0], outcome.data);
+  exec->started_ = std::chrono::steady_clock::now();
+  return exec;
+}
+
+Status Box::destroy() {
+  std::lock_guard<std::mutex> guard(destroy_mu_);
+  if (destroyed_.exchange(true)) return okStatus();
+  Status result;
+  // PID 1 dies, the kernel kills the rest of the pid namespace and waits for it.
+  ::kill(init_pid_, SIGKILL);
+  int ws;
+  while (::waitpid(init_pid_, &ws, 0) < 0 && errno == EINTR) {}
+  ::shutdown(control_.get(), SHUT_RDWR);
+  if (reader_.joinable()) reader_.join();
+  if (cgroup_) {
+    (void)cgroup_->killAll();
+    if (Status st = cgroup_->remove(); !st.ok()) result = st;
+  }
+  if (resources_) {
+    if (Status st = resources_->release(); !st.ok() && result.ok()) result = st;
+  }
+  return result.withContext("destroy box " + id_);
+}
+
+}  // namespace boxd::engine

@@ -1,0 +1,81 @@
+// Box: one running box (its PID 1 is box-init) and the commands started in it.
+// A Box is owned by its creator; destroy() (or the destructor) leaves no process, mount,
+// cgroup or state file behind. Methods are thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "common/status.h"
+#include "common/unique_fd.h"
+#include "engine/box_spec.h"
+
+namespace boxd::engine {
+
+class Cgroup;
+class CgroupTree;
+class Exec;
+using ExecPtr = std::unique_ptr<Exec>;
+struct ExecState;
+struct BoxResources;  // locks, slot, state directory (box.cc)
+
+class Box {
+ public:
+  ~Box();
+  Box(const Box&) = delete;
+  Box& operator=(const Box&) = delete;
+
+  const std::string& id() const { return id_; }
+  // Host pid of the box's PID 1.
+  pid_t initPid() const { return init_pid_; }
+
+  // Starts a command; its output is read from the returned Exec's descriptors.
+  StatusOr<ExecPtr> start(const ExecSpec& spec);
+  // Runs a command to completion: feeds stdin_data, captures output up to the caps,
+  // enforces the timeout by killing the command's whole process tree.
+  StatusOr<ExecResult> run(const ExecSpec& spec);
+
+  // Kills everything in the box and removes its cgroups and state. Idempotent.
+  Status destroy();
+  bool alive() const { return !destroyed_.load(); }
+
+ private:
+  friend class Engine;
+  friend class Exec;
+  Box(std::string id, pid_t init_pid, UniqueFd control, std::unique_ptr<Cgroup> cgroup,
+      std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree);
+
+  void readerLoop();
+  Status sendToInit(const std::string& msg, const int* fds, size_t nfds);
+  void forget(uint64_t exec_id);
+
+  // Constant after construction
+  const std::string id_;
+  const pid_t init_pid_;
+  const BoxSpec spec_;
+  CgroupTree* const tree_;  // may be null (no cgroups)
+
+  std::unique_ptr<Cgroup> cgroup_;           // box-level limits; null without cgroups
+  std::unique_ptr<BoxResources> resources_;
+  UniqueFd control_;
+  std::thread reader_;
+  std::atomic<bool> destroyed_{false};
+  std::atomic<uint64_t> next_exec_id_{1};
+
+  std::mutex mu_;
+  // Guarded by mu_
+  std::map<uint64_t, std::shared_ptr<ExecState>> execs_;
+  bool init_gone_ = false;
+  std::mutex send_mu_;  // serializes writes to control_
+  std::mutex destroy_mu_;
+};
+
+}  // namespace boxd::engine

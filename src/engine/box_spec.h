@@ -1,0 +1,94 @@
+// Plain value types that describe a box and a command to run in it. These are the
+// engine's input vocabulary; the control plane (templates, API) maps onto them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace boxd::engine {
+
+// Where a box's root filesystem comes from.
+enum class TemplateKind {
+  kHost,    // the host's /usr, /bin, /lib*, /sbin and a curated /etc, read-only
+  kRootfs,  // a directory (e.g. built by mmdebstrap), read-only lower + per-box tmpfs upper
+};
+
+struct Bind {
+  std::string source;  // absolute host path
+  std::string target;  // absolute path inside the box
+  bool read_only = true;
+};
+
+struct TemplateSpec {
+  TemplateKind kind = TemplateKind::kHost;
+  std::string rootfs;  // kRootfs only: absolute host directory
+  // PATH given to every command unless the exec overrides it.
+  std::string path = "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin";
+  // Loader variables (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT, ...) are dropped unless set.
+  bool allow_loader_env = false;
+  // Extra read-only (or writable) binds, e.g. a tool directory. Sources must exist.
+  std::vector<Bind> binds;
+};
+
+struct Limits {
+  uint64_t memory_bytes = 512ull << 20;
+  uint64_t swap_bytes = 0;  // extra swap on top of memory (memory+swap limit = sum)
+  uint32_t pids = 256;
+  double cpus = 1.0;  // CFS quota in CPUs; 0 = unlimited
+  uint64_t workspace_bytes = 256ull << 20;
+  uint64_t tmp_bytes = 64ull << 20;
+  uint64_t rootfs_upper_bytes = 256ull << 20;  // kRootfs copy-on-write layer
+  uint64_t nofile = 1024;
+  uint64_t fsize_bytes = 1ull << 30;
+  uint64_t stack_bytes = 8ull << 20;
+};
+
+struct BoxSpec {
+  std::string id;        // [a-z0-9-]{1,48}; generated when empty
+  std::string hostname;  // defaults to the id
+  TemplateSpec tmpl;
+  Limits limits;
+};
+
+// What to do when a stream exceeds its byte cap.
+enum class OverflowPolicy {
+  kTruncate,  // keep running, drop further bytes, report how many were dropped
+  kKill,      // kill the command's whole process tree
+};
+
+struct ExecSpec {
+  std::vector<std::string> argv;  // argv[0] searched in PATH when it has no '/'
+  std::vector<std::string> env;   // KEY=VALUE, on top of the template's defaults
+  std::string cwd = "/workspace";
+  std::string stdin_data;         // Box::run only: written to stdin, then closed
+  bool pty = false;               // stdout and stderr arrive merged on the terminal
+  uint16_t pty_rows = 24, pty_cols = 80;
+  uint64_t output_cap_bytes = 16ull << 20;  // per stream
+  OverflowPolicy on_overflow = OverflowPolicy::kTruncate;
+  std::chrono::milliseconds timeout{std::chrono::minutes(10)};  // wall clock; 0 = none
+};
+
+struct ResourceUsage {
+  uint64_t peak_memory_bytes = 0;
+  uint64_t cpu_usec = 0;
+  uint64_t wall_usec = 0;
+  uint64_t oom_kills = 0;
+};
+
+struct ExecResult {
+  int exit_code = -1;  // valid when signal == 0
+  int signal = 0;      // terminating signal, 0 if it exited
+  bool timed_out = false;
+  bool output_limit_killed = false;
+  bool oom_killed = false;
+  std::string stdout_data, stderr_data;
+  uint64_t stdout_dropped = 0, stderr_dropped = 0;
+  ResourceUsage usage;
+  // Shell convention: exit code, or 128 + signal.
+  int shellStatus() const { return signal ? 128 + signal : exit_code; }
+};
+
+}  // namespace boxd::engine

@@ -1,0 +1,308 @@
+#include "engine/engine.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <random>
+
+#include "common/file_util.h"
+#include "engine/box.h"
+#include "engine/box_resources.h"
+#include "engine/cgroup.h"
+#include "engine/id_slots.h"
+#include "sandbox/init_protocol.h"
+
+namespace boxd::engine {
+namespace {
+
+constexpr auto kSetupTimeout = std::chrono::seconds(20);
+
+std::string defaultStateDir() {
+  if (::geteuid() == 0) return "/run/boxd/engine";
+  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/boxd-engine";
+  return "/tmp/boxd-engine-" + std::to_string(::geteuid());
+}
+
+std::string defaultInitPath() {
+  if (const char* p = std::getenv("BOXD_INIT"); p && *p) return p;
+  char buf[4096];
+  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "box-init";
+  std::string self(buf, static_cast<size_t>(n));
+  return self.substr(0, self.rfind('/') + 1) + "box-init";
+}
+
+std::vector<std::string> listDir(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+Status writeIdMaps(pid_t pid, bool root, uint32_t host_base) {
+  const std::string p = "/proc/" + std::to_string(pid);
+  if (root) {
+    RETURN_IF_ERROR(writeExistingFile(p + "/uid_map", idMapLine(host_base)));
+    return writeExistingFile(p + "/gid_map", idMapLine(host_base));
+  }
+  // Unprivileged: only our own ids, mapped to box root; setgroups must be denied first.
+  RETURN_IF_ERROR(writeExistingFile(p + "/setgroups", "deny"));
+  RETURN_IF_ERROR(writeExistingFile(p + "/uid_map", "0 " + std::to_string(::geteuid()) + " 1\n"));
+  return writeExistingFile(p + "/gid_map", "0 " + std::to_string(::getegid()) + " 1\n");
+}
+
+}  // namespace
+
+Status validateBoxId(const std::string& id) {
+  if (id.empty() || id.size() > 48) return invalidArgument("box id must be 1-48 characters");
+  for (char c : id) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) {
+      return invalidArgument("box id '" + id + "' may only contain a-z, 0-9 and '-'");
+    }
+  }
+  if (id[0] == '-') return invalidArgument("box id must not start with '-'");
+  return okStatus();
+}
+
+std::string newBoxId() {
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  static const char* hex = "0123456789abcdef";
+  std::string id = "b-";
+  uint64_t v = rng();
+  for (int i = 0; i < 12; ++i) id += hex[(v >> (i * 4)) & 0xf];
+  return id;
+}
+
+Engine::Engine(EngineConfig config, EngineReport report, std::unique_ptr<CgroupTree> cgroups,
+               std::unique_ptr<IdSlots> slots)
+    : config_(std::move(config)), report_(std::move(report)), cgroups_(std::move(cgroups)), slots_(std::move(slots)) {}
+
+Engine::~Engine() = default;
+
+StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
+  if (config.state_dir.empty()) config.state_dir = defaultStateDir();
+  if (config.init_path.empty()) config.init_path = defaultInitPath();
+  if (config.state_dir[0] != '/') return invalidArgument("state_dir must be absolute: " + config.state_dir);
+  if (::access(config.init_path.c_str(), X_OK) != 0) {
+    return errnoStatus("box-init binary " + config.init_path + " (set BOXD_INIT or init_path)", errno);
+  }
+  if (validateBoxId(config.cgroup_parent).code() != StatusCode::kOk) {
+    return invalidArgument("cgroup_parent '" + config.cgroup_parent + "' must match [a-z0-9-]+");
+  }
+  RETURN_IF_ERROR(makeDirs(config.state_dir + "/boxes", 0711));
+  // Box root (an unprivileged host id) must be able to traverse to its root directory.
+  ::chmod(config.state_dir.c_str(), 0711);
+  ::chmod((config.state_dir + "/boxes").c_str(), 0711);
+
+  EngineReport report;
+  report.root = ::geteuid() == 0;
+  std::string why;
+  auto tree = CgroupTree::detect(config.cgroup_parent, &why);
+  report.cgroup_mode = tree ? (tree->v2() ? "v2" : "v1") : "none";
+  if (!tree) {
+    report.not_enforced.push_back("memory, pids and CPU limits, and killing a command's whole tree: " + why);
+  }
+  if (!report.root) {
+    report.not_enforced.push_back(
+        "separate box user: without root only one id can be mapped, so commands run as uid 0 of the box "
+        "(with no capabilities) instead of uid 1000");
+  }
+  std::unique_ptr<IdSlots> slots;
+  if (report.root) {
+    slots = std::make_unique<IdSlots>(config.id_slot_dir, config.id_base, config.id_slots);
+    RETURN_IF_ERROR(slots->init());
+  }
+  std::unique_ptr<Engine> engine(
+      new Engine(std::move(config), std::move(report), std::move(tree), std::move(slots)));
+  auto reaped = engine->reapLeftovers();
+  if (!reaped.ok()) return reaped.status().withContext("remove leftovers of a previous engine");
+  return engine;
+}
+
+StatusOr<int> Engine::reapLeftovers() {
+  int removed = 0;
+  const std::string boxes = config_.state_dir + "/boxes";
+  for (const auto& id : listDir(boxes)) {
+    UniqueFd lock;
+    if (!tryLockOrphan(boxes + "/" + id, &lock)) continue;  // a live engine owns it
+    if (cgroups_) {
+      auto cg = cgroups_->open(id);
+      (void)cg->killAll();
+      RETURN_IF_ERROR(cg->remove());
+    }
+    RETURN_IF_ERROR(removeTree(boxes + "/" + id));
+    ++removed;
+  }
+  if (cgroups_) {
+    // A cgroup without a state directory: its engine died between the two creations.
+    for (const auto& id : cgroups_->listChildren()) {
+      struct stat st;
+      if (::stat((boxes + "/" + id).c_str(), &st) == 0) continue;
+      auto cg = cgroups_->open(id);
+      (void)cg->killAll();
+      RETURN_IF_ERROR(cg->remove());
+      ++removed;
+    }
+  }
+  return removed;
+}
+
+StatusOr<BoxPtr> Engine::createBox(BoxSpec spec) {
+  if (spec.id.empty()) spec.id = newBoxId();
+  RETURN_IF_ERROR(validateBoxId(spec.id));
+  if (spec.hostname.empty()) spec.hostname = spec.id;
+  if (spec.hostname.size() > 63) return invalidArgument("hostname longer than 63 characters");
+  if (spec.tmpl.kind == TemplateKind::kRootfs) {
+    struct stat st;
+    if (spec.tmpl.rootfs.empty() || spec.tmpl.rootfs[0] != '/' || ::stat(spec.tmpl.rootfs.c_str(), &st) != 0 ||
+        !S_ISDIR(st.st_mode)) {
+      return invalidArgument("rootfs template needs an existing absolute directory, got '" + spec.tmpl.rootfs + "'");
+    }
+  }
+  for (const auto& b : spec.tmpl.binds) {
+    if (b.source.empty() || b.source[0] != '/' || ::access(b.source.c_str(), F_OK) != 0) {
+      return invalidArgument("bind source '" + b.source + "' must be an existing absolute path");
+    }
+    if (b.target.empty() || b.target[0] != '/' || b.target.find("..") != std::string::npos) {
+      return invalidArgument("bind target '" + b.target + "' must be absolute without '..'");
+    }
+  }
+  const Limits& l = spec.limits;
+  if (l.memory_bytes < (4ull << 20) || l.pids < 4 || l.workspace_bytes == 0 || l.tmp_bytes == 0) {
+    return invalidArgument("limits too small: memory >= 4 MiB, pids >= 4, workspace and tmp > 0");
+  }
+
+  ASSIGN_OR_RETURN(auto res, BoxResources::create(config_.state_dir, spec.id));
+  auto fail = [&](Status st) -> Status {
+    (void)res->release();
+    return st.withContext("create box " + spec.id);
+  };
+  if (report_.root) {
+    auto slot = slots_->acquire();
+    if (!slot.ok()) return fail(slot.status());
+    res->slot = std::move(slot).value();
+    res->has_slot = true;
+  }
+  CgroupPtr cgroup;
+  if (cgroups_) {
+    auto cg = cgroups_->create(spec.id);
+    if (!cg.ok()) return fail(cg.status());
+    cgroup = std::move(cg).value();
+    if (Status st = cgroup->setLimits(spec.limits); !st.ok()) {
+      (void)cgroup->remove();
+      return fail(st);
+    }
+  }
+  auto failCg = [&](Status st) -> Status {
+    if (cgroup) {
+      (void)cgroup->killAll();
+      (void)cgroup->remove();
+    }
+    return fail(st);
+  };
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return failCg(errnoStatus("socketpair", errno));
+  UniqueFd control(sv[0]), child_end(sv[1]);
+  int gate[2];
+  if (::pipe2(gate, O_CLOEXEC) != 0) return failCg(errnoStatus("pipe", errno));
+  UniqueFd gate_r(gate[0]), gate_w(gate[1]);
+  UniqueFd devnull(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (!devnull.valid()) return failCg(errnoStatus("open /dev/null", errno));
+
+  // Everything the child touches is prepared here: between clone and exec it may only make
+  // async-signal-safe calls, since the engine can be multi-threaded.
+  const char* init_path = config_.init_path.c_str();
+  char* const init_argv[] = {const_cast<char*>("box-init"), nullptr};
+  char* const init_envp[] = {nullptr};
+  const int child_fd = child_end.get(), null_fd = devnull.get(), gate_fd = gate_r.get();
+  const bool set_groups = report_.root;  // setgroups is denied in unprivileged namespaces
+  const unsigned long flags =
+      CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS | CLONE_NEWIPC | SIGCHLD;
+  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+  if (pid == 0) {
+    // Child: PID 1 of the new namespaces. Wait for the id maps and cgroup, then exec init.
+    if (::dup2(child_fd, 3) < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0) {
+      ::_exit(120);
+    }
+    char go = 0;
+    if (::read(gate_fd, &go, 1) != 1 || go != 'G') ::_exit(121);
+    // Become root of the new namespace (mapped to the box's unprivileged host range): until
+    // then we are still host uid 0, which the namespace does not map. Raw syscalls: glibc's
+    // wrappers would try to synchronize threads that do not exist in this child.
+    if (::syscall(SYS_setresgid, 0, 0, 0) != 0 || ::syscall(SYS_setresuid, 0, 0, 0) != 0) ::_exit(123);
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0 && set_groups) ::_exit(124);
+    ::execve(init_path, init_argv, init_envp);
+    ::_exit(122);
+  }
+  if (pid < 0) return failCg(errnoStatus("clone box namespaces", errno));
+  const pid_t init_pid = static_cast<pid_t>(pid);
+  child_end.reset();
+  gate_r.reset();
+  auto killInit = [&](Status st) -> Status {
+    ::kill(init_pid, SIGKILL);
+    int ws;
+    while (::waitpid(init_pid, &ws, 0) < 0 && errno == EINTR) {}
+    return failCg(st);
+  };
+
+  if (Status st = writeIdMaps(init_pid, report_.root, res->slot.host_base); !st.ok()) return killInit(st);
+  if (cgroup) {
+    if (Status st = cgroup->addProcess(init_pid); !st.ok()) return killInit(st);
+  }
+  if (::write(gate_w.get(), "G", 1) != 1) return killInit(errnoStatus("release box-init", errno));
+  gate_w.reset();
+
+  sandbox::SetupMsg setup;
+  setup.hostname = spec.hostname;
+  setup.root_dir = res->root_dir;
+  setup.rootfs_template = spec.tmpl.kind == TemplateKind::kRootfs;
+  setup.rootfs = spec.tmpl.rootfs;
+  for (const auto& b : spec.tmpl.binds) setup.binds.push_back({b.source, b.target, b.read_only});
+  setup.workspace_bytes = l.workspace_bytes;
+  setup.tmp_bytes = l.tmp_bytes;
+  setup.upper_bytes = l.rootfs_upper_bytes;
+  setup.separate_box_user = report_.root;
+  setup.box_uid = report_.root ? 1000 : 0;
+  setup.box_gid = report_.root ? 1000 : 0;
+  if (Status st = sandbox::sendMessage(control.get(), sandbox::encode(setup)); !st.ok()) return killInit(st);
+
+  pollfd pfd{control.get(), POLLIN, 0};
+  int ready = ::poll(&pfd, 1, static_cast<int>(std::chrono::milliseconds(kSetupTimeout).count()));
+  if (ready == 0) return killInit(deadlineExceeded("box-init did not report ready in time"));
+  auto reply = sandbox::receiveMessage(control.get());
+  if (!reply.ok()) return killInit(reply.status());
+  if (reply->eof) {
+    int ws = 0;
+    ::kill(init_pid, SIGKILL);
+    while (::waitpid(init_pid, &ws, 0) < 0 && errno == EINTR) {}
+    std::string how = WIFEXITED(ws) ? "exit code " + std::to_string(WEXITSTATUS(ws)) : "signal " + std::to_string(WTERMSIG(ws));
+    return failCg(internalError("box-init ended during setup (" + how + ")"));
+  }
+  auto type = sandbox::peekType(reply->data);
+  if (!type.ok()) return killInit(type.status());
+  if (*type == sandbox::MsgType::kSetupFailed) {
+    auto why = sandbox::decodeSetupFailed(reply->data);
+    return killInit(failedPrecondition("box setup: " + (why.ok() ? *why : std::string("unknown"))));
+  }
+  if (*type != sandbox::MsgType::kReady) return killInit(internalError("unexpected message from box-init"));
+
+  return BoxPtr(new Box(spec.id, init_pid, std::move(control), std::move(cgroup), std::move(res), spec, cgroups_.get()));
+}
+
+}  // namespace boxd::engine

@@ -1,0 +1,78 @@
+// Engine: the local isolation engine. Creates boxes (a box-init PID 1 in fresh user, mount,
+// pid, net, uts, ipc and cgroup namespaces with cgroup limits) and removes what a crashed
+// engine left behind. Thread-safe: boxes may be created and used from several threads.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/box_spec.h"
+
+namespace boxd::engine {
+
+class Box;
+using BoxPtr = std::unique_ptr<Box>;
+class CgroupTree;
+class IdSlots;
+
+struct EngineConfig {
+  // Per-box state (lock files, mount points). Default: /run/boxd/engine as root,
+  // $XDG_RUNTIME_DIR/boxd-engine (or /tmp/boxd-engine-UID) otherwise.
+  std::string state_dir;
+  // Name of the cgroup directory under each controller hierarchy that holds all boxes.
+  std::string cgroup_parent = "boxd";
+  // The box-init binary. Default: $BOXD_INIT, else "box-init" next to /proc/self/exe.
+  std::string init_path;
+  // Root mode: box ids map to host ids [id_base + slot*65536, +65536).
+  uint32_t id_base = 1'000'000'000u;
+  uint32_t id_slots = 4096;
+  // Host-wide: every engine on the host allocates id ranges from the same lock files.
+  std::string id_slot_dir = "/run/boxd/id-slots";
+};
+
+// What the engine could and could not enforce on this host, said once at start-up.
+struct EngineReport {
+  bool root = false;
+  std::string cgroup_mode;                 // "v1", "v2" or "none"
+  std::vector<std::string> not_enforced;   // human sentences; empty when everything holds
+};
+
+class Engine {
+ public:
+  static StatusOr<std::unique_ptr<Engine>> create(EngineConfig config);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Starts a box and waits until its PID 1 reports the filesystem and limits are in place.
+  StatusOr<BoxPtr> createBox(BoxSpec spec);
+
+  // Removes cgroups and state directories of boxes whose owning engine is gone (found by
+  // the naming scheme and a free lock). Runs in create(); returns how many it removed.
+  StatusOr<int> reapLeftovers();
+
+  const EngineReport& report() const { return report_; }
+  const EngineConfig& config() const { return config_; }
+
+ private:
+  Engine(EngineConfig config, EngineReport report, std::unique_ptr<CgroupTree> cgroups,
+         std::unique_ptr<IdSlots> slots);
+
+  // Constant after construction
+  const EngineConfig config_;
+  const EngineReport report_;
+  const std::unique_ptr<CgroupTree> cgroups_;  // null when cgroups are not usable
+  const std::unique_ptr<IdSlots> slots_;       // null when not root
+};
+
+// Validates a box id: 1-48 chars of [a-z0-9-], starting with a letter or digit.
+Status validateBoxId(const std::string& id);
+// "b-" + 12 random lowercase hex digits.
+std::string newBoxId();
+
+}  // namespace boxd::engine

@@ -1,0 +1,136 @@
+// Box::run: a command to completion. Pumps stdin, captures stdout/stderr up to the per-stream
+// cap, kills the whole tree at the deadline, and, when the leader exits, ends whatever it left
+// running (an exec owns its process tree) before draining the pipes to EOF.
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+
+#include "engine/box.h"
+#include "engine/exec.h"
+
+namespace boxd::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kDrainGrace = std::chrono::seconds(5);
+
+struct Capture {
+  std::string* data;
+  uint64_t* dropped;
+  bool open = true;
+};
+
+// Reads what is available; returns false at EOF. Bytes past the cap are counted, not kept.
+bool drain(int fd, Capture& c, uint64_t cap, bool* over_cap) {
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      size_t keep = c.data->size() < cap ? std::min<uint64_t>(cap - c.data->size(), static_cast<uint64_t>(n)) : 0;
+      c.data->append(buf, keep);
+      if (keep < static_cast<size_t>(n)) {
+        *c.dropped += static_cast<uint64_t>(n) - keep;
+        *over_cap = true;
+      }
+      continue;
+    }
+    if (n == 0) return false;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN) return true;
+    return false;  // EIO on a PTY master once the terminal is gone
+  }
+}
+
+}  // namespace
+
+StatusOr<ExecResult> Box::run(const ExecSpec& spec) {
+  ASSIGN_OR_RETURN(ExecPtr exec, start(spec));
+  ExecResult out;
+  Capture cout{&out.stdout_data, &out.stdout_dropped};
+  Capture cerr{&out.stderr_data, &out.stderr_dropped};
+  if (exec->stderrFd() < 0) cerr.open = false;
+  size_t stdin_off = 0;
+  bool stdin_open = !spec.pty;
+  if (spec.pty && !spec.stdin_data.empty()) {
+    (void)!::write(exec->stdinFd(), spec.stdin_data.data(), spec.stdin_data.size());
+  }
+  if (stdin_open && spec.stdin_data.empty()) {
+    exec->closeStdin();
+    stdin_open = false;
+  }
+
+  const auto start = Clock::now();
+  auto deadline = spec.timeout.count() > 0 ? start + spec.timeout : Clock::time_point::max();
+  bool leader_done = false, killed = false;
+  auto killTree = [&] {
+    if (!killed) {
+      (void)exec->killTree();
+      killed = true;
+    }
+  };
+
+  while (cout.open || cerr.open || !leader_done) {
+    pollfd pfds[4];
+    int n = 0, i_out = -1, i_err = -1, i_in = -1, i_exit = -1;
+    if (cout.open) { i_out = n; pfds[n++] = {exec->stdoutFd(), POLLIN, 0}; }
+    if (cerr.open) { i_err = n; pfds[n++] = {exec->stderrFd(), POLLIN, 0}; }
+    if (stdin_open) { i_in = n; pfds[n++] = {exec->stdinFd(), POLLOUT, 0}; }
+    if (!leader_done) { i_exit = n; pfds[n++] = {exec->exitFd(), POLLIN, 0}; }
+
+    auto now = Clock::now();
+    int wait_ms = -1;
+    if (deadline != Clock::time_point::max()) {
+      wait_ms = deadline <= now ? 0 : static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
+    }
+    int rc = ::poll(pfds, static_cast<nfds_t>(n), wait_ms);
+    if (rc < 0 && errno != EINTR) return errnoStatus("poll command output", errno);
+    if (rc == 0 && Clock::now() >= deadline) {
+      if (!leader_done && !killed) {
+        out.timed_out = true;
+        killTree();
+        deadline = Clock::now() + kDrainGrace;  // time for the kill to land and pipes to close
+        continue;
+      }
+      break;  // something outside the tree holds the pipes open: stop reading
+    }
+    bool over = false;
+    if (i_out >= 0 && pfds[i_out].revents) cout.open = drain(exec->stdoutFd(), cout, spec.output_cap_bytes, &over);
+    if (i_err >= 0 && pfds[i_err].revents) cerr.open = drain(exec->stderrFd(), cerr, spec.output_cap_bytes, &over);
+    if (over && spec.on_overflow == OverflowPolicy::kKill && !killed) {
+      out.output_limit_killed = true;
+      killTree();
+    }
+    if (i_in >= 0 && pfds[i_in].revents) {
+      if (pfds[i_in].revents & (POLLERR | POLLHUP)) {
+        stdin_open = false;
+        exec->closeStdin();
+      } else {
+        ssize_t w = ::write(exec->stdinFd(), spec.stdin_data.data() + stdin_off, spec.stdin_data.size() - stdin_off);
+        if (w > 0) stdin_off += static_cast<size_t>(w);
+        if ((w < 0 && errno != EAGAIN && errno != EINTR) || stdin_off == spec.stdin_data.size()) {
+          stdin_open = false;
+          exec->closeStdin();
+        }
+      }
+    }
+    if (i_exit >= 0 && pfds[i_exit].revents) {
+      leader_done = true;
+      // The command is over: end what it left behind so the pipes reach EOF.
+      killTree();
+      if (deadline == Clock::time_point::max() || deadline > Clock::now() + kDrainGrace) {
+        deadline = Clock::now() + kDrainGrace;
+      }
+    }
+  }
+
+  ASSIGN_OR_RETURN(ExecResult status, exec->wait(kDrainGrace));
+  out.exit_code = status.exit_code;
+  out.signal = status.signal;
+  out.oom_killed = status.oom_killed;
+  out.usage = status.usage;
+  return out;
+}
+
+}  // namespace boxd::engine

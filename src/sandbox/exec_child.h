@@ -1,0 +1,22 @@
+// The code a forked box process runs between fork() and execve(): become a session leader
+// (with a private PTY, or the passed pipes), report to the engine, wait to be placed in the
+// exec's cgroup, drop privileges and exec. Runs in box-init's single-threaded child.
+#pragma once
+
+#include "sandbox/init_protocol.h"
+
+namespace boxd::sandbox {
+
+struct ExecChildFds {
+  int sync = -1;
+  int in = -1, out = -1, err = -1;  // unused in PTY mode
+};
+
+struct ExecIdentity {
+  uint32_t uid = 1000, gid = 1000;
+  bool change_ids = true;
+};
+
+[[noreturn]] void runExecChild(const ExecMsg& msg, const ExecChildFds& fds, const ExecIdentity& who);
+
+}  // namespace boxd::sandbox

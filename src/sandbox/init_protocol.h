@@ -1,0 +1,94 @@
+// The wire protocol between the engine (host side) and box-init (PID 1 of a box):
+// length-delimited binary messages over a SOCK_SEQPACKET socketpair, with descriptors passed
+// as SCM_RIGHTS. Versioned in kSetup so box-agent can extend it.
+//
+//   engine -> init : kSetup(SetupMsg)               first message, exactly once
+//   init -> engine : kReady | kSetupFailed(text)
+//   engine -> init : kExec(ExecMsg) + fds [sync, stdin, stdout, stderr] (pty: [sync])
+//   init -> engine : kExited(id, wait status) | kForkFailed(id, errno)
+//
+// Per exec, a second socketpair ("sync") links the engine to the forked child:
+//   child -> engine : 'P' (kernel-attached SCM_CREDENTIALS give the host pid; pty: + master fd)
+//   engine -> child : 'G' once the child is in its cgroup
+//   child -> engine : 'E' errno stage   on failure before exec; EOF (CLOEXEC) on success
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace boxd::sandbox {
+
+constexpr uint32_t kProtocolVersion = 1;
+constexpr size_t kMaxMessageBytes = 256 * 1024;
+constexpr size_t kMaxFdsPerMessage = 4;
+
+enum class MsgType : uint8_t {
+  kSetup = 1,
+  kReady = 2,
+  kSetupFailed = 3,
+  kExec = 4,
+  kExited = 5,
+  kForkFailed = 6,
+};
+
+struct BindMsg {
+  std::string source, target;
+  bool read_only = true;
+};
+
+struct SetupMsg {
+  uint32_t version = kProtocolVersion;
+  std::string hostname;
+  std::string root_dir;       // host directory used as the mount point of the new root
+  bool rootfs_template = false;
+  std::string rootfs;         // rootfs template directory
+  std::vector<BindMsg> binds; // template's extra binds
+  uint64_t workspace_bytes = 0, tmp_bytes = 0, upper_bytes = 0;
+  uint32_t box_uid = 1000, box_gid = 1000;  // the uid commands run as, inside the box
+  bool separate_box_user = true;            // false in non-root mode (only one id mapped)
+};
+
+struct ExecMsg {
+  uint64_t id = 0;
+  std::vector<std::string> argv, env;
+  std::string cwd;
+  bool pty = false;
+  uint16_t rows = 24, cols = 80;
+  uint64_t nofile = 1024, fsize = 1ull << 30, stack = 8ull << 20;
+};
+
+struct ExitedMsg {
+  uint64_t id = 0;
+  int32_t wait_status = 0;  // as returned by waitpid
+};
+
+// Serialization: a type byte followed by the fields.
+std::string encode(const SetupMsg& m);
+std::string encode(const ExecMsg& m);
+std::string encode(const ExitedMsg& m);
+std::string encodeReady();
+std::string encodeSetupFailed(const std::string& why);
+std::string encodeForkFailed(uint64_t id, int err);
+
+StatusOr<MsgType> peekType(const std::string& msg);
+StatusOr<SetupMsg> decodeSetup(const std::string& msg);
+StatusOr<ExecMsg> decodeExec(const std::string& msg);
+StatusOr<ExitedMsg> decodeExited(const std::string& msg);
+StatusOr<std::string> decodeSetupFailed(const std::string& msg);
+StatusOr<std::pair<uint64_t, int>> decodeForkFailed(const std::string& msg);
+
+// One message with up to kMaxFdsPerMessage descriptors. Retries EINTR.
+Status sendMessage(int sock, const std::string& data, const int* fds = nullptr, size_t nfds = 0);
+
+struct Received {
+  std::string data;           // empty with eof = true when the peer closed
+  std::vector<int> fds;       // owned by the caller (CLOEXEC set)
+  bool eof = false;
+  int32_t sender_pid = 0;     // from SCM_CREDENTIALS when SO_PASSCRED is on, else 0
+};
+StatusOr<Received> receiveMessage(int sock);
+
+}  // namespace boxd::sandbox
