@@ -8,7 +8,7 @@ PACKAGES=(
   libseccomp-dev libcap-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev
-  python3 procps iproute2 util-linux
+  python3 procps iproute2 util-linux busybox-static
   bubblewrap runc runsc   # peers measured by bench/
 )
 
