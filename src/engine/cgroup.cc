@@ -172,7 +172,13 @@ Status Cgroup::freezerWait(const std::string& want) {
 Status Cgroup::killAll() {
   if (v2_) {
     const std::string d = dirs_[0].second;
-    if (writeExistingFile(d + "/cgroup.kill", "1").ok()) return okStatus();
+    if (writeExistingFile(d + "/cgroup.kill", "1").ok()) {
+      for (int attempt = 0; attempt < 2000; ++attempt) {
+        if (empty()) return okStatus();
+        backoff(attempt);
+      }
+      return unavailable("processes of cgroup " + rel_ + " did not exit after cgroup.kill");
+    }
     // Kernels before 5.14: kill members directly (best effort, repeated until empty).
     for (int attempt = 0; attempt < 100 && !empty(); ++attempt) {
       std::vector<std::string> tree;
@@ -207,7 +213,12 @@ Status Cgroup::killAll() {
     for (pid_t p : parsePidList(*procs)) ::kill(p, SIGKILL);
   }
   RETURN_IF_ERROR(writeExistingFile(fz + "/freezer.state", "THAWED"));
-  return okStatus();
+  // Return only once nothing in the tree runs any more (SIGKILL lands at thaw).
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    if (empty()) return okStatus();
+    backoff(attempt);
+  }
+  return unavailable("processes of cgroup " + rel_ + " did not exit after SIGKILL");
 }
 
 ResourceUsage Cgroup::usage() const {

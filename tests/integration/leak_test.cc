@@ -45,17 +45,14 @@ std::vector<std::string> cgroupsUnder(const std::string& parent) {
   return out;
 }
 
-// Processes whose real uid lies in the box id ranges (>= id_base).
-std::vector<pid_t> boxProcesses() {
+// Processes in any cgroup under <parent>: a box process cannot leave its cgroup, so this
+// finds every process of this test's boxes (and none of other engines on the host).
+std::vector<pid_t> boxProcesses(const std::string& parent) {
   std::vector<pid_t> out;
   for (const auto& e : entries("/proc")) {
     if (e.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto status = readFile("/proc/" + e + "/status");
-    if (!status.ok()) continue;
-    size_t pos = status->find("\nUid:\t");
-    if (pos == std::string::npos) continue;
-    uint64_t uid = std::stoull(status->substr(pos + 6));
-    if (uid >= 1'000'000'000u && uid < 0xFFFFFFFFu) out.push_back(std::stoi(e));
+    auto cg = readFile("/proc/" + e + "/cgroup");
+    if (cg.ok() && cg->find(":/" + parent + "/") != std::string::npos) out.push_back(std::stoi(e));
   }
   return out;
 }
@@ -69,7 +66,7 @@ class LeakTest : public EngineTest {};
 
 TEST_F(LeakTest, TwoHundredBoxesLeaveNothingBehind) {
   const size_t mounts_before = mountCount();
-  const auto procs_before = boxProcesses();
+
   for (int i = 0; i < 200; ++i) {
     auto box = newBox();
     ASSERT_TRUE(box);
@@ -81,7 +78,7 @@ TEST_F(LeakTest, TwoHundredBoxesLeaveNothingBehind) {
   EXPECT_EQ(mountCount(), mounts_before);
   EXPECT_EQ(cgroupsUnder(cgroup_parent_), std::vector<std::string>{});
   EXPECT_EQ(entries(state_dir_ + "/boxes"), std::vector<std::string>{});
-  EXPECT_EQ(boxProcesses(), procs_before);
+  EXPECT_EQ(boxProcesses(cgroup_parent_), std::vector<pid_t>{});
 }
 
 // Waits (bounded) until the box cgroup of the child engine holds at least `n` processes.
