@@ -60,7 +60,10 @@ class EngineCliTest : public ::testing::Test {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     state_ = makeTempDir("boxd-cli-state");
   }
-  void TearDown() override { (void)removeTree(state_); }
+  void TearDown() override {
+    (void)removeTree(state_);
+    removeCgroupParent("boxd-cli-" + std::to_string(::getpid()));
+  }
   std::vector<std::string> base() {
     return {"--state-dir", state_, "--init", BOXD_INIT_PATH, "--cgroup-parent", "boxd-cli-" + std::to_string(::getpid())};
   }

@@ -28,9 +28,16 @@ void EngineTest::SetUp() {
   engine_ = std::move(e).value();
 }
 
+void removeCgroupParent(const std::string& parent) {
+  for (const char* c : {"memory", "pids", "freezer", "cpu", "cpuacct", "unified"}) {
+    ::rmdir((std::string("/sys/fs/cgroup/") + c + "/" + parent).c_str());  // only if empty
+  }
+}
+
 void EngineTest::TearDown() {
   engine_.reset();
   if (!state_dir_.empty()) (void)removeTree(state_dir_);
+  if (!cgroup_parent_.empty()) removeCgroupParent(cgroup_parent_);
 }
 
 engine::BoxPtr EngineTest::newBox(engine::BoxSpec spec) {

@@ -29,6 +29,9 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<engine::Engine> engine_;
 };
 
+// Removes a cgroup parent directory from every hierarchy, if it is empty.
+void removeCgroupParent(const std::string& parent);
+
 // Creates a fresh temporary directory (mkdtemp under /tmp) and returns its path.
 std::string makeTempDir(const std::string& prefix);
 
