@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -69,6 +70,10 @@ struct ExecSpec {
   uint64_t output_cap_bytes = 16ull << 20;  // per stream
   OverflowPolicy on_overflow = OverflowPolicy::kTruncate;
   std::chrono::milliseconds timeout{std::chrono::minutes(10)};  // wall clock; 0 = none
+  // Box::run only: called with every chunk of output that is kept (stream 1 = stdout,
+  // 2 = stderr, or the terminal), as it arrives. Returning false (the reader is gone) kills
+  // the command. Captured output still accumulates in the result.
+  std::function<bool(int stream, const char* data, size_t size)> on_output;
 };
 
 struct ResourceUsage {

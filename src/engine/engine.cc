@@ -108,6 +108,15 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   // Box root (an unprivileged host id) must be able to traverse to its root directory.
   ::chmod(config.state_dir.c_str(), 0711);
   ::chmod((config.state_dir + "/boxes").c_str(), 0711);
+  for (size_t pos = config.state_dir.find('/', 1); ; pos = config.state_dir.find('/', pos + 1)) {
+    std::string dir = config.state_dir.substr(0, pos);
+    struct stat st;
+    if (::stat(dir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH)) {
+      return failedPrecondition("state directory " + config.state_dir + " is not reachable by box users: " + dir +
+                                " is not searchable by others (chmod o+x it, or choose another state directory)");
+    }
+    if (pos == std::string::npos) break;
+  }
 
   EngineReport report;
   report.root = ::geteuid() == 0;

@@ -19,7 +19,10 @@ constexpr auto kDrainGrace = std::chrono::seconds(5);
 struct Capture {
   std::string* data;
   uint64_t* dropped;
+  int stream;
+  const ExecSpec* spec;
   bool open = true;
+  bool reader_gone = false;
 };
 
 // Reads what is available; returns false at EOF. Bytes past the cap are counted, not kept.
@@ -30,6 +33,9 @@ bool drain(int fd, Capture& c, uint64_t cap, bool* over_cap) {
     if (n > 0) {
       size_t keep = c.data->size() < cap ? std::min<uint64_t>(cap - c.data->size(), static_cast<uint64_t>(n)) : 0;
       c.data->append(buf, keep);
+      if (keep > 0 && c.spec->on_output && !c.reader_gone && !c.spec->on_output(c.stream, buf, keep)) {
+        c.reader_gone = true;
+      }
       if (keep < static_cast<size_t>(n)) {
         *c.dropped += static_cast<uint64_t>(n) - keep;
         *over_cap = true;
@@ -48,8 +54,8 @@ bool drain(int fd, Capture& c, uint64_t cap, bool* over_cap) {
 StatusOr<ExecResult> Box::run(const ExecSpec& spec) {
   ASSIGN_OR_RETURN(ExecPtr exec, start(spec));
   ExecResult out;
-  Capture cout{&out.stdout_data, &out.stdout_dropped};
-  Capture cerr{&out.stderr_data, &out.stderr_dropped};
+  Capture cout{&out.stdout_data, &out.stdout_dropped, 1, &spec};
+  Capture cerr{&out.stderr_data, &out.stderr_dropped, 2, &spec};
   if (exec->stderrFd() < 0) cerr.open = false;
   size_t stdin_off = 0;
   bool stdin_open = !spec.pty;
@@ -98,6 +104,7 @@ StatusOr<ExecResult> Box::run(const ExecSpec& spec) {
     bool over = false;
     if (i_out >= 0 && pfds[i_out].revents) cout.open = drain(exec->stdoutFd(), cout, spec.output_cap_bytes, &over);
     if (i_err >= 0 && pfds[i_err].revents) cerr.open = drain(exec->stderrFd(), cerr, spec.output_cap_bytes, &over);
+    if ((cout.reader_gone || cerr.reader_gone) && !killed) killTree();
     if (over && spec.on_overflow == OverflowPolicy::kKill && !killed) {
       out.output_limit_killed = true;
       killTree();

@@ -1,0 +1,37 @@
+// Backend: where boxes run. The local isolation engine is the first; gVisor (OCI), Kubernetes
+// and Azure come later behind the same interface, which is why it knows capacity and can
+// list what it runs (for reconciliation after a restart).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/box_spec.h"
+
+namespace boxd::engine {
+class Exec;
+}
+
+namespace boxd::control {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+  // How many more boxes fit (admission reserves against this).
+  virtual size_t capacity() const = 0;
+  // Starts a box; idempotent per id (an existing box is kAlreadyExists).
+  virtual Status start(const engine::BoxSpec& spec) = 0;
+  // Stops a box; a box it does not know is already stopped (OK).
+  virtual Status stop(const std::string& id) = 0;
+  virtual bool running(const std::string& id) = 0;
+  virtual std::vector<std::string> list() = 0;
+  // Runs a command to completion.
+  virtual StatusOr<engine::ExecResult> run(const std::string& id, const engine::ExecSpec& spec) = 0;
+  // Starts a command for streaming; the Exec must not outlive the box.
+  virtual StatusOr<std::shared_ptr<engine::Exec>> startExec(const std::string& id, const engine::ExecSpec& spec) = 0;
+};
+
+}  // namespace boxd::control

@@ -1,0 +1,109 @@
+// BoxService: the control plane's box logic. Every change is first recorded in the store
+// (a create is recorded before anything starts, a delete before anything stops); a
+// level-triggered reconciler then drives each box toward its desired state and applies the
+// policies (TTL, maximum lifetime, idle timeout). Time comes from a Clock, so tests drive
+// policies without sleeping. Blocking (SQLite, the engine): never call it on a network loop.
+#pragma once
+
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/status.h"
+#include "control/backend.h"
+#include "control/box_template.h"
+#include "control/clock.h"
+#include "engine/box_spec.h"
+#include "store/store.h"
+
+namespace boxd::control {
+
+// Who is calling, as established by authentication.
+struct Caller {
+  std::string token_id;  // "system" for policies
+  std::string role;      // "admin" | "user"
+  std::string tenant;
+  bool admin() const { return role == "admin"; }
+};
+
+struct CreateBoxRequest {
+  std::string template_name = "default";
+  std::map<std::string, std::string> labels;
+  std::vector<std::string> env;
+  int64_t ttl_ms = 0;  // 0 = template default
+  std::optional<uint64_t> memory_bytes;
+  std::optional<double> cpus;
+  std::optional<uint32_t> pids;
+  std::optional<int64_t> idle_timeout_ms;
+};
+
+struct BoxServiceOptions {
+  int64_t max_lifetime_ms = 5ll * 24 * 60 * 60 * 1000;  // hard cap over every template
+  size_t max_active_boxes_per_tenant = 1000;
+};
+
+class BoxService {
+ public:
+  BoxService(store::Store& store, Backend& backend, Clock& clock, BoxServiceOptions options = {});
+  ~BoxService();
+
+  // Creates the "default" template if missing, then marks boxes that a previous boxd left
+  // starting/ready/stopping and that the backend does not run as lost.
+  Status recover();
+
+  StatusOr<store::BoxRecord> create(const Caller& caller, const CreateBoxRequest& req);
+  StatusOr<store::BoxRecord> get(const Caller& caller, const std::string& id);
+  StatusOr<std::vector<store::BoxRecord>> list(const Caller& caller, store::BoxFilter filter);
+  StatusOr<store::BoxRecord> remove(const Caller& caller, const std::string& id);
+  StatusOr<store::BoxRecord> extend(const Caller& caller, const std::string& id, int64_t ttl_ms);
+  // Waits until the box is ready or terminal, or the timeout passes (returns it either way).
+  StatusOr<store::BoxRecord> waitSettled(const Caller& caller, const std::string& id, int64_t timeout_ms);
+
+  // Runs a command to completion in a ready box (counts as activity; audited).
+  StatusOr<engine::ExecResult> run(const Caller& caller, const std::string& id, engine::ExecSpec spec);
+
+  // Templates (admin for writes).
+  StatusOr<store::TemplateRecord> putTemplate(const Caller& caller, const std::string& json, int64_t expected_version);
+  StatusOr<std::vector<store::TemplateRecord>> listTemplates(const Caller& caller);
+  StatusOr<store::TemplateRecord> getTemplate(const Caller& caller, const std::string& name);
+  Status deleteTemplate(const Caller& caller, const std::string& name);
+
+  // One reconcile pass over every non-terminal box. Safe to call from any thread.
+  void reconcileOnce();
+  // Runs reconcileOnce() on a background thread every `period_ms` and whenever woken.
+  void startReconciler(int64_t period_ms);
+  void stopReconciler();
+  void wake();
+
+  void audit(const Caller& caller, const std::string& action, const std::string& box_id, const std::string& detail_json);
+
+ private:
+  StatusOr<store::BoxRecord> owned(const Caller& caller, const std::string& id);
+  void reconcileBox(store::BoxRecord box);
+  // CAS-updates a box to a new state; false if someone else changed it first.
+  bool transition(store::BoxRecord& box, store::BoxState to, const std::string& reason);
+  StatusOr<engine::BoxSpec> specFor(const store::BoxRecord& box);
+
+  store::Store& store_;
+  Backend& backend_;
+  Clock& clock_;
+  const BoxServiceOptions options_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;  // signalled on every state change and wake()
+  // Guarded by mu_
+  bool stop_ = false;
+  bool woken_ = false;
+  uint64_t changes_ = 0;
+  std::set<std::string> busy_;  // boxes a reconcile pass is working on
+
+  std::thread reconciler_;
+};
+
+}  // namespace boxd::control

@@ -1,0 +1,80 @@
+#include "control/local_backend.h"
+
+#include "engine/box.h"
+#include "engine/exec.h"
+
+namespace boxd::control {
+
+LocalBackend::LocalBackend(std::unique_ptr<engine::Engine> engine, size_t max_boxes)
+    : engine_(std::move(engine)), max_boxes_(max_boxes) {}
+
+LocalBackend::~LocalBackend() {
+  std::map<std::string, std::shared_ptr<engine::Box>> boxes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    boxes.swap(boxes_);
+  }
+  for (auto& [id, box] : boxes) (void)box->destroy();
+}
+
+size_t LocalBackend::capacity() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return boxes_.size() >= max_boxes_ ? 0 : max_boxes_ - boxes_.size();
+}
+
+Status LocalBackend::start(const engine::BoxSpec& spec) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (boxes_.count(spec.id)) return Status(StatusCode::kAlreadyExists, "box " + spec.id + " is running");
+  }
+  ASSIGN_OR_RETURN(engine::BoxPtr box, engine_->createBox(spec));
+  std::lock_guard<std::mutex> lock(mu_);
+  boxes_[spec.id] = std::shared_ptr<engine::Box>(std::move(box));
+  return okStatus();
+}
+
+Status LocalBackend::stop(const std::string& id) {
+  std::shared_ptr<engine::Box> box;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = boxes_.find(id);
+    if (it == boxes_.end()) return okStatus();
+    box = it->second;
+    boxes_.erase(it);
+  }
+  return box->destroy();
+}
+
+bool LocalBackend::running(const std::string& id) {
+  auto box = find(id);
+  return box && box->alive();
+}
+
+std::vector<std::string> LocalBackend::list() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [id, box] : boxes_) out.push_back(id);
+  return out;
+}
+
+std::shared_ptr<engine::Box> LocalBackend::find(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = boxes_.find(id);
+  return it == boxes_.end() ? nullptr : it->second;
+}
+
+StatusOr<engine::ExecResult> LocalBackend::run(const std::string& id, const engine::ExecSpec& spec) {
+  auto box = find(id);
+  if (!box) return failedPrecondition("box " + id + " is not running here");
+  return box->run(spec);
+}
+
+StatusOr<std::shared_ptr<engine::Exec>> LocalBackend::startExec(const std::string& id, const engine::ExecSpec& spec) {
+  auto box = find(id);
+  if (!box) return failedPrecondition("box " + id + " is not running here");
+  ASSIGN_OR_RETURN(engine::ExecPtr exec, box->start(spec));
+  // Keep the box alive as long as the exec: destroy() still kills it, but memory stays valid.
+  return std::shared_ptr<engine::Exec>(exec.release(), [box](engine::Exec* e) { delete e; });
+}
+
+}  // namespace boxd::control

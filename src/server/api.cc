@@ -1,0 +1,584 @@
+#include "server/api.h"
+
+#include <chrono>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <regex>
+
+#include "server/log.h"
+#include "server/openapi.h"
+
+namespace boxd::server {
+
+using nlohmann::json;
+using store::BoxRecord;
+
+int httpStatusFor(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kPermissionDenied: return 403;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kAlreadyExists: return 409;
+    case StatusCode::kFailedPrecondition: return 409;
+    case StatusCode::kAborted: return 409;
+    case StatusCode::kResourceExhausted: return 429;
+    case StatusCode::kUnimplemented: return 501;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kDeadlineExceeded: return 504;
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+std::string dumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse jsonResponse(int status, const json& j) {
+  HttpResponse r;
+  r.status = status;
+  r.body = dumpJson(j) + "\n";
+  return r;
+}
+
+HttpResponse errorResponse(int status, const std::string& code, const std::string& message) {
+  return jsonResponse(status, json{{"error", {{"code", code}, {"message", message}}}});
+}
+
+HttpResponse errorResponse(const Status& st) {
+  return errorResponse(httpStatusFor(st.code()), std::string(statusCodeName(st.code())), st.message());
+}
+
+std::string rfc3339(int64_t ms) {
+  if (ms <= 0) return "";
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm t;
+  gmtime_r(&secs, &t);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+  char out[48];
+  snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
+}
+
+json boxJson(const BoxRecord& b) {
+  json j = {{"id", b.id},
+            {"state", std::string(store::boxStateName(b.state))},
+            {"reason", b.reason},
+            {"owner", b.owner},
+            {"tenant", b.tenant},
+            {"template", b.template_name},
+            {"labels", b.labels},
+            {"created_at", rfc3339(b.created_at_ms)},
+            {"expires_at", rfc3339(b.expires_at_ms)},
+            {"max_expires_at", rfc3339(b.max_expires_at_ms)},
+            {"idle_timeout_seconds", b.idle_timeout_ms / 1000},
+            {"last_activity_at", rfc3339(b.last_activity_ms)}};
+  if (b.ready_at_ms) j["ready_at"] = rfc3339(b.ready_at_ms);
+  if (b.ended_at_ms) j["ended_at"] = rfc3339(b.ended_at_ms);
+  json spec = json::parse(b.spec_json, nullptr, false);
+  if (!spec.is_discarded() && spec.contains("limits")) j["resources"] = spec["limits"];
+  return j;
+}
+
+json templateJson(const store::TemplateRecord& t) {
+  json j = json::parse(t.spec_json, nullptr, false);
+  if (j.is_discarded()) j = json::object();
+  j["version"] = t.version;
+  j["updated_at"] = rfc3339(t.updated_at_ms);
+  return j;
+}
+
+json tokenJson(const store::TokenRecord& t) {
+  json j = {{"id", t.id}, {"name", t.name}, {"role", t.role}, {"tenant", t.tenant}, {"created_at", rfc3339(t.created_at_ms)}};
+  if (t.revoked_at_ms) j["revoked_at"] = rfc3339(t.revoked_at_ms);
+  if (t.last_used_ms) j["last_used_at"] = rfc3339(t.last_used_ms);
+  return j;
+}
+
+json execResultJson(const engine::ExecResult& r) {
+  return {{"exit_code", r.signal ? json(nullptr) : json(r.exit_code)},
+          {"signal", r.signal},
+          {"status", r.shellStatus()},
+          {"timed_out", r.timed_out},
+          {"oom_killed", r.oom_killed},
+          {"output_limit_killed", r.output_limit_killed},
+          {"stdout", r.stdout_data},
+          {"stderr", r.stderr_data},
+          {"stdout_dropped", r.stdout_dropped},
+          {"stderr_dropped", r.stderr_dropped},
+          {"usage",
+           {{"wall_ms", r.usage.wall_usec / 1000.0},
+            {"cpu_ms", r.usage.cpu_usec / 1000.0},
+            {"peak_memory_bytes", r.usage.peak_memory_bytes}}}};
+}
+
+StatusOr<json> parseBody(const HttpRequest& req) {
+  if (req.body.empty()) return json::object();
+  json j = json::parse(req.body, nullptr, false);
+  if (j.is_discarded()) return invalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return invalidArgument("request body must be a JSON object");
+  return j;
+}
+
+// Reads an optional field of the right JSON type, or says which field is wrong.
+template <typename T>
+Status field(const json& j, const char* name, T* out) {
+  if (!j.contains(name) || j.at(name).is_null()) return okStatus();
+  try {
+    *out = j.at(name).get<T>();
+  } catch (const json::exception&) {
+    return invalidArgument(std::string("field '") + name + "' has the wrong type");
+  }
+  return okStatus();
+}
+
+StatusOr<int64_t> intQuery(const HttpRequest& req, const std::string& key, int64_t def, int64_t lo, int64_t hi) {
+  auto it = req.query.find(key);
+  if (it == req.query.end() || it->second.empty()) return def;
+  try {
+    size_t pos = 0;
+    int64_t v = std::stoll(it->second, &pos);
+    if (pos != it->second.size() || v < lo || v > hi) throw std::out_of_range("range");
+    return v;
+  } catch (...) {
+    return invalidArgument("query parameter '" + key + "' must be an integer between " + std::to_string(lo) + " and " +
+                           std::to_string(hi));
+  }
+}
+
+StatusOr<std::map<std::string, std::string>> labelSelector(const std::string& s) {
+  std::map<std::string, std::string> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string kv = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) return invalidArgument("label selector '" + kv + "' must be key=value");
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+StatusOr<engine::ExecSpec> execSpecFrom(const json& body, size_t max_output) {
+  engine::ExecSpec spec;
+  std::vector<std::string> argv;
+  std::string command;
+  RETURN_IF_ERROR(field(body, "argv", &argv));
+  RETURN_IF_ERROR(field(body, "command", &command));
+  if (argv.empty() == command.empty()) return invalidArgument("give exactly one of 'argv' (array) or 'command' (shell string)");
+  spec.argv = argv.empty() ? std::vector<std::string>{"/bin/sh", "-c", command} : argv;
+  RETURN_IF_ERROR(field(body, "env", &spec.env));
+  RETURN_IF_ERROR(field(body, "cwd", &spec.cwd));
+  RETURN_IF_ERROR(field(body, "stdin", &spec.stdin_data));
+  RETURN_IF_ERROR(field(body, "pty", &spec.pty));
+  double timeout_s = 600;
+  RETURN_IF_ERROR(field(body, "timeout_seconds", &timeout_s));
+  if (timeout_s <= 0 || timeout_s > 86400) return invalidArgument("timeout_seconds must be in (0, 86400]");
+  spec.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  uint64_t cap = max_output;
+  RETURN_IF_ERROR(field(body, "output_cap_bytes", &cap));
+  if (cap == 0 || cap > max_output) return invalidArgument("output_cap_bytes must be in [1, " + std::to_string(max_output) + "]");
+  spec.output_cap_bytes = cap;
+  std::string overflow = "truncate";
+  RETURN_IF_ERROR(field(body, "on_overflow", &overflow));
+  if (overflow == "kill") spec.on_overflow = engine::OverflowPolicy::kKill;
+  else if (overflow != "truncate") return invalidArgument("on_overflow must be 'truncate' or 'kill'");
+  return spec;
+}
+
+}  // namespace
+
+Api::Api(control::BoxService* boxes, control::TokenService* tokens, store::Store* store, ApiOptions options)
+    : boxes_(boxes), tokens_(tokens), store_(store), options_(options) {}
+
+void Api::setNotReady(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(reason_mu_);
+  not_ready_reason_ = reason;
+  ready_ = false;
+}
+
+void Api::setReady() { ready_ = true; }
+
+HttpResponse Api::handle(HttpRequest& req) {
+  auto start = std::chrono::steady_clock::now();
+  std::string route_name = "unmatched";
+  HttpResponse resp = route(req, &route_name);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::string labels = "route=\"" + route_name + "\",method=\"" + req.method + "\",status=\"" + std::to_string(resp.status) + "\"";
+  metrics_.add("boxd_api_requests_total", labels);
+  metrics_.observe("boxd_api_request_duration_seconds", "route=\"" + route_name + "\"", secs);
+  return resp;
+}
+
+HttpResponse Api::route(HttpRequest& req, std::string* rn) {
+  const std::string& m = req.method;
+  const std::string& p = req.path;
+
+  if (p == "/healthz") {
+    *rn = "healthz";
+    return jsonResponse(200, {{"status", "ok"}});
+  }
+  if (p == "/readyz") {
+    *rn = "readyz";
+    if (ready_) return jsonResponse(200, {{"status", "ready"}});
+    std::lock_guard<std::mutex> lock(reason_mu_);
+    return errorResponse(503, "unavailable", "not ready: " + not_ready_reason_);
+  }
+  if (!ready_) {
+    std::lock_guard<std::mutex> lock(reason_mu_);
+    return errorResponse(503, "unavailable", "not ready: " + not_ready_reason_);
+  }
+  if (p == "/metrics" && m == "GET") {
+    *rn = "metrics";
+    auto counts = store_->countBoxesByState();
+    if (counts.ok()) {
+      for (auto s : {store::BoxState::kPending, store::BoxState::kStarting, store::BoxState::kReady, store::BoxState::kStopping,
+                     store::BoxState::kStopped, store::BoxState::kFailed, store::BoxState::kExpired, store::BoxState::kLost}) {
+        auto it = counts->find(s);
+        metrics_.set("boxd_boxes", "state=\"" + std::string(store::boxStateName(s)) + "\"", it == counts->end() ? 0 : it->second);
+      }
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = metrics_.render({{"boxd_boxes", "Boxes by state"},
+                              {"boxd_api_requests_total", "API requests by route, method and status"},
+                              {"boxd_api_request_duration_seconds", "API request latency"},
+                              {"boxd_exec_total", "Commands run"},
+                              {"boxd_exec_duration_seconds", "Command wall-clock duration"},
+                              {"boxd_box_create_to_ready_seconds", "Time from create to ready"}});
+    return r;
+  }
+  if (p == "/v1/openapi.json" && m == "GET") {
+    *rn = "openapi";
+    HttpResponse r;
+    r.body = openApiDocument();
+    return r;
+  }
+
+  // Everything else under /v1 needs a caller.
+  if (p.rfind("/v1/", 0) != 0) return errorResponse(404, "not_found", "no route for " + m + " " + p);
+  control::Caller caller;
+  std::string auth = req.header("authorization");
+  if (auth.empty() && req.via_unix_socket && options_.insecure_local) {
+    caller = control::Caller{"local", "admin", "default"};
+  } else {
+    auto c = tokens_->authenticate(auth);
+    if (!c.ok()) {
+      *rn = "unauthenticated";
+      HttpResponse r = errorResponse(401, "unauthenticated", c.status().message());
+      r.headers.push_back({"WWW-Authenticate", "Bearer"});
+      return r;
+    }
+    caller = *c;
+  }
+
+  static const std::regex kBox("^/v1/boxes/([a-z0-9-]{1,48})$");
+  static const std::regex kBoxAction("^/v1/boxes/([a-z0-9-]{1,48})/(exec|extend)$");
+  static const std::regex kTemplate("^/v1/templates/([A-Za-z0-9._-]{1,63})$");
+  static const std::regex kToken("^/v1/tokens/([a-z0-9-]{1,48})$");
+  std::smatch match;
+
+  if (p == "/v1/health/deep" && m == "GET") {
+    *rn = "health_deep";
+    auto counts = store_->countBoxesByState();
+    json boxes = json::object();
+    if (counts.ok()) for (const auto& [s, n] : *counts) boxes[std::string(store::boxStateName(s))] = n;
+    json j = {{"store", counts.ok() ? json{{"ok", true}} : json{{"ok", false}, {"error", counts.status().message()}}},
+              {"boxes", boxes},
+              {"backends", json::array({{{"name", "local"}, {"ok", true}}})},
+              {"agents", {{"connected", 0}, {"note", "box-agent is not implemented yet; boxes run box-init"}}},
+              {"queues", json::object()}};
+    return jsonResponse(counts.ok() ? 200 : 503, j);
+  }
+
+  if (p == "/v1/boxes") {
+    if (m == "POST") {
+      *rn = "boxes_create";
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      control::CreateBoxRequest cr;
+      double ttl_s = 0;
+      int64_t idle_s = -1;
+      json res = json::object();
+      Status st;
+      if (st.ok()) st = field(*body, "template", &cr.template_name);
+      if (st.ok()) st = field(*body, "labels", &cr.labels);
+      if (st.ok()) st = field(*body, "env", &cr.env);
+      if (st.ok()) st = field(*body, "ttl_seconds", &ttl_s);
+      if (st.ok()) st = field(*body, "idle_timeout_seconds", &idle_s);
+      if (st.ok()) st = field(*body, "resources", &res);
+      if (st.ok() && !res.is_object()) st = invalidArgument("resources must be an object");
+      if (st.ok() && res.contains("memory_bytes")) {
+        uint64_t v = 0;
+        st = field(res, "memory_bytes", &v);
+        cr.memory_bytes = v;
+      }
+      if (st.ok() && res.contains("cpus")) {
+        double v = 0;
+        st = field(res, "cpus", &v);
+        cr.cpus = v;
+      }
+      if (st.ok() && res.contains("pids")) {
+        uint32_t v = 0;
+        st = field(res, "pids", &v);
+        cr.pids = v;
+      }
+      if (!st.ok()) return errorResponse(st);
+      if (ttl_s < 0) return errorResponse(invalidArgument("ttl_seconds must be positive"));
+      cr.ttl_ms = static_cast<int64_t>(ttl_s * 1000);
+      if (idle_s >= 0) cr.idle_timeout_ms = idle_s * 1000;
+      auto created = boxes_->create(caller, cr);
+      if (!created.ok()) return errorResponse(created.status());
+      logEvent("info", "box created", {{"box", created->id}, {"owner", caller.token_id}, {"template", cr.template_name}});
+      BoxRecord box = *created;
+      if (req.query.count("wait") && req.query["wait"] != "false") {
+        auto waited = boxes_->waitSettled(caller, box.id, options_.default_wait_ms);
+        if (waited.ok()) box = *waited;
+        if (box.ready_at_ms) {
+          metrics_.observe("boxd_box_create_to_ready_seconds", "", (box.ready_at_ms - box.created_at_ms) / 1000.0);
+        }
+        if (box.state == store::BoxState::kFailed) {
+          return errorResponse(503, "unavailable", "box " + box.id + " failed to start: " + box.reason);
+        }
+      }
+      return jsonResponse(201, boxJson(box));
+    }
+    if (m == "GET") {
+      *rn = "boxes_list";
+      store::BoxFilter f;
+      auto limit = intQuery(req, "limit", 100, 1, 1000);
+      if (!limit.ok()) return errorResponse(limit.status());
+      f.limit = static_cast<size_t>(*limit);
+      if (req.query.count("state")) {
+        auto s = store::parseBoxState(req.query["state"]);
+        if (!s.ok()) return errorResponse(invalidArgument("unknown state '" + req.query["state"] + "'"));
+        f.state = *s;
+      }
+      if (req.query.count("label")) {
+        auto sel = labelSelector(req.query["label"]);
+        if (!sel.ok()) return errorResponse(sel.status());
+        f.labels = *sel;
+      }
+      if (req.query.count("page_token")) f.after_id = req.query["page_token"];
+      f.include_terminal = req.query.count("all") > 0 || f.state.has_value();
+      auto list = boxes_->list(caller, f);
+      if (!list.ok()) return errorResponse(list.status());
+      json arr = json::array();
+      for (const auto& b : *list) arr.push_back(boxJson(b));
+      json out = {{"boxes", arr}};
+      if (list->size() == f.limit) out["next_page_token"] = list->back().id;
+      return jsonResponse(200, out);
+    }
+    return errorResponse(405, "method_not_allowed", m + " is not allowed on /v1/boxes");
+  }
+
+  if (std::regex_match(p, match, kBox)) {
+    std::string id = match[1];
+    if (m == "GET") {
+      *rn = "boxes_get";
+      auto b = boxes_->get(caller, id);
+      return b.ok() ? jsonResponse(200, boxJson(*b)) : errorResponse(b.status());
+    }
+    if (m == "DELETE") {
+      *rn = "boxes_delete";
+      auto b = boxes_->remove(caller, id);
+      if (!b.ok()) return errorResponse(b.status());
+      logEvent("info", "box delete requested", {{"box", id}, {"by", caller.token_id}});
+      BoxRecord box = *b;
+      if (req.query.count("wait") && req.query["wait"] != "false") {
+        auto waited = boxes_->waitSettled(caller, id, options_.default_wait_ms);
+        if (waited.ok()) box = *waited;
+      }
+      return jsonResponse(202, boxJson(box));
+    }
+    return errorResponse(405, "method_not_allowed", m + " is not allowed on a box");
+  }
+
+  if (std::regex_match(p, match, kBoxAction)) {
+    std::string id = match[1], action = match[2];
+    if (action == "extend" && m == "POST") {
+      *rn = "boxes_extend";
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      double ttl_s = 0;
+      if (Status st = field(*body, "ttl_seconds", &ttl_s); !st.ok()) return errorResponse(st);
+      auto b = boxes_->extend(caller, id, static_cast<int64_t>(ttl_s * 1000));
+      return b.ok() ? jsonResponse(200, boxJson(*b)) : errorResponse(b.status());
+    }
+    if (action == "exec" && m == "POST") {
+      *rn = "boxes_exec";
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      auto spec = execSpecFrom(*body, options_.max_exec_output_bytes);
+      if (!spec.ok()) return errorResponse(spec.status());
+      bool stream = req.query.count("stream") && req.query["stream"] != "false";
+      auto started = std::chrono::steady_clock::now();
+      if (!stream) {
+        auto r = boxes_->run(caller, id, *spec);
+        metrics_.add("boxd_exec_total", r.ok() ? "result=\"ok\"" : "result=\"error\"");
+        metrics_.observe("boxd_exec_duration_seconds", "",
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (!r.ok()) return errorResponse(r.status());
+        return jsonResponse(200, execResultJson(*r));
+      }
+      // NDJSON: one line per output chunk with its byte offset in that stream, then the end.
+      HttpResponse resp;
+      resp.content_type = "application/x-ndjson";
+      auto* service = boxes_;
+      auto* metrics = &metrics_;
+      auto exec = std::make_shared<engine::ExecSpec>(*spec);
+      resp.stream = [service, metrics, caller, id, exec, started](const ChunkWriter& write) {
+        uint64_t offsets[3] = {0, 0, 0};
+        exec->on_output = [&](int stream, const char* data, size_t n) {
+          json line = {{"stream", stream == 2 ? "stderr" : "stdout"}, {"offset", offsets[stream]}, {"data", std::string(data, n)}};
+          offsets[stream] += n;
+          return write(dumpJson(line) + "\n");
+        };
+        auto r = service->run(caller, id, *exec);
+        metrics->add("boxd_exec_total", r.ok() ? "result=\"ok\"" : "result=\"error\"");
+        metrics->observe("boxd_exec_duration_seconds", "",
+                         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+        if (!r.ok()) {
+          write(dumpJson(json{{"error", {{"code", std::string(statusCodeName(r.status().code()))}, {"message", r.status().message()}}}}) + "\n");
+          return;
+        }
+        json end = execResultJson(*r);
+        end.erase("stdout");
+        end.erase("stderr");
+        write(dumpJson(json{{"exit", end}}) + "\n");
+      };
+      return resp;
+    }
+    return errorResponse(405, "method_not_allowed", m + " is not allowed on " + action);
+  }
+
+  if (p == "/v1/templates" && m == "GET") {
+    *rn = "templates_list";
+    auto list = boxes_->listTemplates(caller);
+    if (!list.ok()) return errorResponse(list.status());
+    json arr = json::array();
+    for (const auto& t : *list) arr.push_back(templateJson(t));
+    return jsonResponse(200, {{"templates", arr}});
+  }
+  if (p == "/v1/templates" && m == "POST") {
+    *rn = "templates_create";
+    auto t = boxes_->putTemplate(caller, req.body, 0);
+    return t.ok() ? jsonResponse(201, templateJson(*t)) : errorResponse(t.status());
+  }
+  if (std::regex_match(p, match, kTemplate)) {
+    std::string name = match[1];
+    if (m == "GET") {
+      *rn = "templates_get";
+      auto t = boxes_->getTemplate(caller, name);
+      if (!t.ok()) return errorResponse(t.status());
+      HttpResponse r = jsonResponse(200, templateJson(*t));
+      r.headers.push_back({"ETag", "\"" + std::to_string(t->version) + "\""});
+      return r;
+    }
+    if (m == "PUT") {
+      *rn = "templates_put";
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      json j = *body;
+      j["name"] = name;
+      std::string if_match = req.header("if-match");
+      int64_t expected = 0;
+      if (!if_match.empty()) {
+        std::string v = if_match;
+        v.erase(std::remove(v.begin(), v.end(), '"'), v.end());
+        try {
+          expected = std::stoll(v);
+        } catch (...) {
+          return errorResponse(invalidArgument("If-Match must be a template version"));
+        }
+      } else {
+        auto existing = boxes_->getTemplate(caller, name);
+        if (existing.ok()) expected = existing->version;  // last writer wins without If-Match
+      }
+      auto t = boxes_->putTemplate(caller, j.dump(), expected);
+      if (!t.ok()) {
+        if (t.status().code() == StatusCode::kAborted) {
+          return errorResponse(412, "precondition_failed", "template changed since version " + std::to_string(expected));
+        }
+        return errorResponse(t.status());
+      }
+      HttpResponse r = jsonResponse(200, templateJson(*t));
+      r.headers.push_back({"ETag", "\"" + std::to_string(t->version) + "\""});
+      return r;
+    }
+    if (m == "DELETE") {
+      *rn = "templates_delete";
+      Status st = boxes_->deleteTemplate(caller, name);
+      return st.ok() ? jsonResponse(200, {{"deleted", name}}) : errorResponse(st);
+    }
+  }
+
+  if (p == "/v1/tokens") {
+    if (m == "POST") {
+      *rn = "tokens_create";
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      std::string name, role = "user", tenant = "default";
+      Status st = field(*body, "name", &name);
+      if (st.ok()) st = field(*body, "role", &role);
+      if (st.ok()) st = field(*body, "tenant", &tenant);
+      if (!st.ok()) return errorResponse(st);
+      auto t = tokens_->create(caller, name, role, tenant);
+      if (!t.ok()) return errorResponse(t.status());
+      json j = tokenJson(t->record);
+      j["token"] = t->secret;  // shown once
+      return jsonResponse(201, j);
+    }
+    if (m == "GET") {
+      *rn = "tokens_list";
+      auto list = tokens_->list(caller);
+      if (!list.ok()) return errorResponse(list.status());
+      json arr = json::array();
+      for (const auto& t : *list) arr.push_back(tokenJson(t));
+      return jsonResponse(200, {{"tokens", arr}});
+    }
+  }
+  if (std::regex_match(p, match, kToken) && m == "DELETE") {
+    *rn = "tokens_revoke";
+    Status st = tokens_->revoke(caller, match[1]);
+    return st.ok() ? jsonResponse(200, {{"revoked", std::string(match[1])}}) : errorResponse(st);
+  }
+
+  if (p == "/v1/audit" && m == "GET") {
+    *rn = "audit";
+    store::AuditFilter f;
+    auto limit = intQuery(req, "limit", 100, 1, 1000);
+    auto after = intQuery(req, "after", 0, 0, INT64_MAX);
+    auto since = intQuery(req, "since_ms", 0, 0, INT64_MAX);
+    for (const auto* s : {&limit, &after, &since}) {
+      if (!s->ok()) return errorResponse(s->status());
+    }
+    f.limit = static_cast<size_t>(*limit);
+    f.after_seq = *after;
+    f.since_ms = *since;
+    if (req.query.count("box")) f.box_id = req.query["box"];
+    if (req.query.count("action")) f.action = req.query["action"];
+    if (req.query.count("actor")) f.actor = req.query["actor"];
+    if (!caller.admin()) {
+      f.actor = caller.token_id;  // a user sees what they did
+      f.tenant = caller.tenant;
+    }
+    auto list = store_->listAudit(f);
+    if (!list.ok()) return errorResponse(list.status());
+    json arr = json::array();
+    for (const auto& a : *list) {
+      json detail = json::parse(a.detail_json, nullptr, false);
+      arr.push_back({{"seq", a.seq}, {"at", rfc3339(a.at_ms)}, {"actor", a.actor}, {"tenant", a.tenant},
+                     {"action", a.action}, {"box", a.box_id}, {"detail", detail.is_discarded() ? json(a.detail_json) : detail}});
+    }
+    return jsonResponse(200, {{"entries", arr}});
+  }
+
+  return errorResponse(404, "not_found", "no route for " + m + " " + p);
+}
+
+}  // namespace boxd::server

@@ -1,0 +1,44 @@
+// HttpServer: HTTP/1.1 on TCP and on a Unix socket (Boost.Beast, C++20 coroutines on an
+// io_context). Reads a request with header and body caps (413 before an oversized body is
+// read), hands it to the handler on a worker pool (handlers may block), writes the response
+// or streams it chunked. Beast stays inside http_server.cc.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "server/http_types.h"
+
+namespace boxd::server {
+
+struct HttpServerOptions {
+  size_t max_body_bytes = 8 << 20;
+  size_t max_header_bytes = 16 << 10;
+  int io_threads = 2;
+  int worker_threads = 32;  // concurrent blocking handlers and streams
+  int idle_timeout_seconds = 120;
+};
+
+class HttpServer {
+ public:
+  HttpServer(HttpHandler handler, HttpServerOptions options);
+  ~HttpServer();
+
+  // Binds and listens; port 0 picks a free port. Returns the bound "host:port".
+  StatusOr<std::string> listenTcp(const std::string& host, uint16_t port);
+  // Binds a Unix socket at path (replacing a stale one) with the given mode.
+  Status listenUnix(const std::string& path, int mode);
+  // Starts the io threads and returns.
+  void start();
+  // Stops accepting, closes connections, joins threads.
+  void stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace boxd::server
