@@ -110,8 +110,11 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   ::chmod((config.state_dir + "/boxes").c_str(), 0711);
   for (size_t pos = config.state_dir.find('/', 1); ; pos = config.state_dir.find('/', pos + 1)) {
     std::string dir = config.state_dir.substr(0, pos);
-    struct stat st;
-    if (::stat(dir.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH)) {
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) != 0) return errnoStatus("stat " + dir, errno);  // made above
+    // Box root is an unprivileged host id as root, or our own id when we are not root.
+    bool searchable = (st.st_mode & S_IXOTH) || (::geteuid() != 0 && st.st_uid == ::geteuid() && (st.st_mode & S_IXUSR));
+    if (!searchable) {
       return failedPrecondition("state directory " + config.state_dir + " is not reachable by box users: " + dir +
                                 " is not searchable by others (chmod o+x it, or choose another state directory)");
     }
