@@ -215,12 +215,17 @@ StatusOr<BoxRecord> BoxService::waitSettled(const Caller& caller, const std::str
 }
 
 StatusOr<engine::ExecResult> BoxService::run(const Caller& caller, const std::string& id, engine::ExecSpec spec) {
+  json argv = spec.argv;
+  return runAs(caller, id, std::move(spec), "exec.start", json{{"argv", argv}}.dump());
+}
+
+StatusOr<engine::ExecResult> BoxService::runAs(const Caller& caller, const std::string& id, engine::ExecSpec spec,
+                                               const std::string& action, const std::string& detail_json) {
   ASSIGN_OR_RETURN(BoxRecord box, owned(caller, id));
   if (box.state != BoxState::kReady || !box.desired_running) {
     return failedPrecondition("box " + id + " is " + std::string(store::boxStateName(box.state)) + ", not ready");
   }
-  json argv = spec.argv;
-  audit(caller, "exec.start", id, json{{"argv", argv}, {"cwd", spec.cwd}}.dump());
+  audit(caller, action, id, detail_json);
   // Activity: exec counts toward the idle timeout (written at most once a second).
   int64_t now = clock_.nowMs();
   if (now - box.last_activity_ms >= kActivityWriteIntervalMs) {

@@ -67,6 +67,9 @@ class BoxService {
 
   // Runs a command to completion in a ready box (counts as activity; audited).
   StatusOr<engine::ExecResult> run(const Caller& caller, const std::string& id, engine::ExecSpec spec);
+  // The same for a file operation, audited as `action` (e.g. "file.write") with `detail`.
+  StatusOr<engine::ExecResult> runAs(const Caller& caller, const std::string& id, engine::ExecSpec spec,
+                                     const std::string& action, const std::string& detail_json);
 
   // Templates (admin for writes).
   StatusOr<store::TemplateRecord> putTemplate(const Caller& caller, const std::string& json, int64_t expected_version);

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "sandbox/mount_plan.h"
+#include "server/file_ops.h"
 #include "server/log.h"
 #include "server/openapi.h"
 
@@ -454,6 +456,105 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       return resp;
     }
     return errorResponse(405, "method_not_allowed", m + " is not allowed on " + action);
+  }
+
+  static const std::regex kFiles("^/v1/boxes/([a-z0-9-]{1,48})/files(/list|/tar|/mkdir|/move)?$");
+  if (std::regex_match(p, match, kFiles)) {
+    std::string id = match[1], sub = match[2];
+    *rn = "files" + (sub.empty() ? std::string() : "_" + sub.substr(1));
+    std::string path = req.query.count("path") ? req.query["path"] : "";
+    auto checkPath = [](const std::string& p2) { return sandbox::validateBoxPath(p2).withContext("path"); };
+    auto run = [&](engine::ExecSpec spec, const std::string& action, const std::string& what) -> StatusOr<engine::ExecResult> {
+      ASSIGN_OR_RETURN(auto r, boxes_->runAs(caller, id, std::move(spec), action, json{{"path", what}}.dump()));
+      RETURN_IF_ERROR(fileCommandStatus(what, r));
+      return r;
+    };
+    if (sub == "/move" && m == "POST") {
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      std::string from, to;
+      Status st = field(*body, "from", &from);
+      if (st.ok()) st = field(*body, "to", &to);
+      if (st.ok()) st = checkPath(from);
+      if (st.ok()) st = checkPath(to);
+      if (!st.ok()) return errorResponse(st);
+      auto r = run(moveSpec(from, to), "file.move", from + " -> " + to);
+      return r.ok() ? jsonResponse(200, {{"from", from}, {"to", to}}) : errorResponse(r.status());
+    }
+    if (sub == "/mkdir" && m == "POST") {
+      auto body = parseBody(req);
+      if (!body.ok()) return errorResponse(body.status());
+      Status st = field(*body, "path", &path);
+      if (st.ok()) st = checkPath(path);
+      if (!st.ok()) return errorResponse(st);
+      auto r = run(mkdirSpec(path), "file.mkdir", path);
+      return r.ok() ? jsonResponse(200, {{"path", path}}) : errorResponse(r.status());
+    }
+    if (Status st = checkPath(path); !st.ok()) return errorResponse(st);
+    if (sub == "/list" && m == "GET") {
+      auto r = run(listSpec(path), "file.list", path);
+      if (!r.ok()) return errorResponse(r.status());
+      json entries = json::array();
+      size_t pos = 0;
+      const std::string& out = r->stdout_data;
+      while (pos < out.size()) {
+        size_t nl = out.find('\n', pos);
+        std::string line = out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        pos = nl == std::string::npos ? out.size() : nl + 1;
+        std::vector<std::string> f;
+        size_t a = 0;
+        for (int i = 0; i < 4; ++i) {
+          size_t tab = line.find('\t', a);
+          if (tab == std::string::npos) break;
+          f.push_back(line.substr(a, tab - a));
+          a = tab + 1;
+        }
+        if (f.size() != 4) continue;
+        entries.push_back({{"name", line.substr(a)}, {"type", f[0]}, {"size", std::stoull(f[1])},
+                           {"mode", f[2]}, {"mtime", std::stod(f[3])}});
+      }
+      return jsonResponse(200, {{"path", path}, {"entries", entries}});
+    }
+    if (sub == "/tar" && m == "GET") {
+      auto r = run(tarDownloadSpec(path), "file.download", path);
+      if (!r.ok()) return errorResponse(r.status());
+      HttpResponse resp;
+      resp.content_type = "application/x-tar";
+      resp.body = std::move(r->stdout_data);
+      return resp;
+    }
+    if (sub == "/tar" && m == "PUT") {
+      auto r = run(tarUploadSpec(path, std::move(req.body)), "file.upload", path);
+      return r.ok() ? jsonResponse(200, {{"path", path}}) : errorResponse(r.status());
+    }
+    if (sub.empty() && m == "GET") {
+      auto r = run(readFileSpec(path), "file.read", path);
+      if (!r.ok()) return errorResponse(r.status());
+      HttpResponse resp;
+      resp.content_type = "application/octet-stream";
+      resp.body = std::move(r->stdout_data);
+      return resp;
+    }
+    if (sub.empty() && m == "PUT") {
+      int mode = 0644;
+      if (req.query.count("mode")) {
+        try {
+          mode = std::stoi(req.query["mode"], nullptr, 8);
+        } catch (...) {
+          return errorResponse(invalidArgument("mode must be octal, e.g. 0644"));
+        }
+        if (mode < 0 || mode > 07777) return errorResponse(invalidArgument("mode must be between 0 and 07777"));
+      }
+      size_t size = req.body.size();
+      auto r = run(writeFileSpec(path, mode, std::move(req.body)), "file.write", path);
+      return r.ok() ? jsonResponse(200, {{"path", path}, {"size", size}}) : errorResponse(r.status());
+    }
+    if (sub.empty() && m == "DELETE") {
+      bool recursive = req.query.count("recursive") && req.query["recursive"] != "false";
+      auto r = run(removeSpec(path, recursive), "file.delete", path);
+      return r.ok() ? jsonResponse(200, {{"deleted", path}}) : errorResponse(r.status());
+    }
+    return errorResponse(405, "method_not_allowed", m + " is not allowed on files" + sub);
   }
 
   if (p == "/v1/templates" && m == "GET") {
