@@ -198,7 +198,8 @@ StatusOr<BoxRecord> BoxService::extend(const Caller& caller, const std::string& 
   return Status(StatusCode::kAborted, "box " + id + " kept changing; retry");
 }
 
-StatusOr<BoxRecord> BoxService::waitSettled(const Caller& caller, const std::string& id, int64_t timeout_ms) {
+StatusOr<BoxRecord> BoxService::waitSettled(const Caller& caller, const std::string& id, int64_t timeout_ms,
+                                            bool until_terminal) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
     uint64_t seen;
@@ -207,7 +208,7 @@ StatusOr<BoxRecord> BoxService::waitSettled(const Caller& caller, const std::str
       seen = changes_;
     }
     ASSIGN_OR_RETURN(BoxRecord box, owned(caller, id));
-    if (box.state == BoxState::kReady || store::isTerminal(box.state)) return box;
+    if ((box.state == BoxState::kReady && !until_terminal) || store::isTerminal(box.state)) return box;
     std::unique_lock<std::mutex> lock(mu_);
     if (!cv_.wait_until(lock, deadline, [&] { return changes_ != seen || stop_; })) return box;
     if (stop_) return box;

@@ -62,8 +62,10 @@ class BoxService {
   StatusOr<std::vector<store::BoxRecord>> list(const Caller& caller, store::BoxFilter filter);
   StatusOr<store::BoxRecord> remove(const Caller& caller, const std::string& id);
   StatusOr<store::BoxRecord> extend(const Caller& caller, const std::string& id, int64_t ttl_ms);
-  // Waits until the box is ready or terminal, or the timeout passes (returns it either way).
-  StatusOr<store::BoxRecord> waitSettled(const Caller& caller, const std::string& id, int64_t timeout_ms);
+  // Waits until the box is ready (unless `until_terminal`) or terminal, or the timeout passes;
+  // returns the box either way.
+  StatusOr<store::BoxRecord> waitSettled(const Caller& caller, const std::string& id, int64_t timeout_ms,
+                                         bool until_terminal = false);
 
   // Runs a command to completion in a ready box (counts as activity; audited).
   StatusOr<engine::ExecResult> run(const Caller& caller, const std::string& id, engine::ExecSpec spec);

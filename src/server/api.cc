@@ -392,7 +392,7 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       logEvent("info", "box delete requested", {{"box", id}, {"by", caller.token_id}});
       BoxRecord box = *b;
       if (req.query.count("wait") && req.query["wait"] != "false") {
-        auto waited = boxes_->waitSettled(caller, id, options_.default_wait_ms);
+        auto waited = boxes_->waitSettled(caller, id, options_.default_wait_ms, /*until_terminal=*/true);
         if (waited.ok()) box = *waited;
       }
       return jsonResponse(202, boxJson(box));

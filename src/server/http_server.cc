@@ -78,6 +78,37 @@ struct HttpServer::Impl {
   Impl(HttpHandler h, HttpServerOptions o)
       : handler(std::move(h)), options(o), io(o.io_threads), pool(static_cast<size_t>(o.worker_threads)) {}
 
+  static awaitable<HttpResponse> runHandler(Impl* self, std::shared_ptr<HttpRequest> req) {
+    // A handler bug must cost one request a 500, never the connection or the process.
+    try {
+      co_return self->handler(*req);
+    } catch (const std::exception& e) {
+      HttpResponse r;
+      r.status = 500;
+      r.body = errorBody("internal", std::string("internal error: ") + e.what());
+      co_return r;
+    }
+  }
+
+  // Nothing else touches the socket while a stream runs, so a worker may write to it.
+  template <typename Socket>
+  static awaitable<void> runStream(Socket* sock, std::function<void(const ChunkWriter&)> stream) {
+    ChunkWriter writer = [sock](const std::string& data) {
+      if (data.empty()) return true;
+      beast::error_code wec;
+      net::write(*sock, http::make_chunk(net::buffer(data)), wec);
+      return !wec;
+    };
+    try {
+      stream(writer);
+    } catch (const std::exception& e) {
+      (void)writer(errorBody("internal", std::string("internal error: ") + e.what()) + "\n");
+    }
+    beast::error_code wec;
+    net::write(*sock, http::make_chunk_last(), wec);
+    co_return;
+  }
+
   template <typename Socket>
   awaitable<void> session(Socket socket, bool via_unix) {
     beast::flat_buffer buffer;
@@ -104,6 +135,24 @@ struct HttpServer::Impl {
                                "request body exceeds " + std::to_string(options.max_body_bytes) + " bytes");
         res.prepare_payload();
         co_await http::async_write(socket, res, net::redirect_error(use_awaitable, ec));
+        // Let a client that sends the whole body before reading finish (bounded), so it reads
+        // the 413 instead of a connection reset.
+        socket.shutdown(net::socket_base::shutdown_send, ec);
+        net::steady_timer drain(socket.get_executor());
+        drain.expires_after(std::chrono::seconds(5));
+        drain.async_wait([&socket](beast::error_code e) {
+          if (!e) {
+            beast::error_code ignore;
+            socket.close(ignore);
+          }
+        });
+        std::vector<char> sink(65536);
+        for (size_t drained = 0; drained < 4 * options.max_body_bytes;) {
+          size_t n = co_await socket.async_read_some(net::buffer(sink), net::redirect_error(use_awaitable, ec));
+          if (ec) break;
+          drained += n;
+        }
+        drain.cancel();
         co_return;
       }
       if (ec == http::error::header_limit || ec == http::error::bad_target || ec == http::error::bad_method ||
@@ -133,8 +182,10 @@ struct HttpServer::Impl {
       const unsigned version = msg.version();
 
       // The handler may block (SQLite, the engine): run it on the worker pool.
-      auto resp = co_await net::co_spawn(
-          pool, [this, req]() -> awaitable<HttpResponse> { co_return handler(*req); }, use_awaitable);
+      // The handler may block (SQLite, the engine): run it on the worker pool. Named coroutines
+      // with by-value parameters, not capturing lambdas: a lambda's captures die with the
+      // closure, while parameters live in the coroutine frame.
+      auto resp = co_await net::co_spawn(pool, runHandler(this, req), use_awaitable);
 
       if (resp.stream) {
         http::response<http::empty_body> head{static_cast<http::status>(resp.status), version};
@@ -145,23 +196,7 @@ struct HttpServer::Impl {
         co_await http::async_write_header(socket, sr, net::redirect_error(use_awaitable, ec));
         if (ec) co_return;
         // Nothing else touches the socket while the stream runs, so the worker may write it.
-        auto stream = resp.stream;
-        Socket* sock = &socket;
-        co_await net::co_spawn(
-            pool,
-            [sock, stream]() -> awaitable<void> {
-              ChunkWriter writer = [sock](const std::string& data) {
-                if (data.empty()) return true;
-                beast::error_code wec;
-                net::write(*sock, http::make_chunk(net::buffer(data)), wec);
-                return !wec;
-              };
-              stream(writer);
-              beast::error_code wec;
-              net::write(*sock, http::make_chunk_last(), wec);
-              co_return;
-            },
-            use_awaitable);
+        co_await net::co_spawn(pool, runStream<Socket>(&socket, resp.stream), use_awaitable);
         if (!keep_alive) co_return;
         continue;
       }
