@@ -135,7 +135,7 @@ StatusOr<ExecPtr> Box::start(const ExecSpec& spec) {
   const uint64_t id = next_exec_id_.fetch_add(1);
   CgroupPtr cg;
   if (tree_ && cgroup_) {
-    ASSIGN_OR_RETURN(cg, tree_->create(id_ + "/exec-" + std::to_string(id)));
+    ASSIGN_OR_RETURN(cg, tree_->createForExec(id_ + "/exec-" + std::to_string(id)));
   }
   auto state = std::make_shared<ExecState>();
   {

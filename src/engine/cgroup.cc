@@ -110,6 +110,23 @@ StatusOr<CgroupPtr> CgroupTree::create(const std::string& rel) {
   return cg;
 }
 
+StatusOr<CgroupPtr> CgroupTree::createForExec(const std::string& rel) {
+  if (v2_) return create(rel);
+  std::vector<std::pair<std::string, std::string>> dirs;
+  for (const auto& [controller, root] : roots_) {
+    if (controller == "freezer" || controller == "memory" || controller == "cpuacct") dirs.emplace_back(controller, root + "/" + rel);
+  }
+  CgroupPtr cg(new Cgroup(false, rel, std::move(dirs)));
+  for (const auto& [controller, dir] : cg->dirs_) {
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      Status st = errnoStatus("create cgroup " + dir, errno);
+      (void)cg->remove();
+      return st;
+    }
+  }
+  return cg;
+}
+
 CgroupPtr CgroupTree::open(const std::string& rel) {
   std::vector<std::pair<std::string, std::string>> dirs;
   for (const auto& [controller, root] : roots_) dirs.emplace_back(controller, root + "/" + rel);

@@ -26,6 +26,10 @@ class CgroupTree {
   const std::string& parent() const { return parent_; }
   // Creates "<parent>/<rel>" in every hierarchy (parents must exist).
   StatusOr<CgroupPtr> create(const std::string& rel);
+  // For a command inside a box: on v1 only the hierarchies that hold per-command data
+  // (freezer: tree kill; memory: peak and OOM; cpuacct: CPU time). pids and cpu limits stay
+  // on the box's group, which the command still belongs to there.
+  StatusOr<CgroupPtr> createForExec(const std::string& rel);
   // A handle to an existing group, for cleanup; does not check existence.
   CgroupPtr open(const std::string& rel);
   // Names of the direct children of <parent> (the boxes), from the first hierarchy.

@@ -22,6 +22,7 @@
 #include "engine/cgroup.h"
 #include "engine/id_slots.h"
 #include "sandbox/init_protocol.h"
+#include "sandbox/seccomp_policy.h"
 
 namespace boxd::engine {
 namespace {
@@ -89,8 +90,12 @@ std::string newBoxId() {
 }
 
 Engine::Engine(EngineConfig config, EngineReport report, std::unique_ptr<CgroupTree> cgroups,
-               std::unique_ptr<IdSlots> slots)
-    : config_(std::move(config)), report_(std::move(report)), cgroups_(std::move(cgroups)), slots_(std::move(slots)) {}
+               std::unique_ptr<IdSlots> slots, std::string seccomp_program)
+    : config_(std::move(config)),
+      report_(std::move(report)),
+      cgroups_(std::move(cgroups)),
+      slots_(std::move(slots)),
+      seccomp_program_(std::move(seccomp_program)) {}
 
 Engine::~Engine() = default;
 
@@ -139,8 +144,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
     slots = std::make_unique<IdSlots>(config.id_slot_dir, config.id_base, config.id_slots);
     RETURN_IF_ERROR(slots->init());
   }
-  std::unique_ptr<Engine> engine(
-      new Engine(std::move(config), std::move(report), std::move(tree), std::move(slots)));
+  auto program = sandbox::compileSeccompFilter();
+  if (!program.ok()) return program.status().withContext("compile the seccomp policy");
+  std::unique_ptr<Engine> engine(new Engine(std::move(config), std::move(report), std::move(tree), std::move(slots),
+                                            std::move(program).value()));
   auto reaped = engine->reapLeftovers();
   if (!reaped.ok()) return reaped.status().withContext("remove leftovers of a previous engine");
   return engine;
@@ -292,6 +299,7 @@ StatusOr<BoxPtr> Engine::createBox(BoxSpec spec) {
   setup.separate_box_user = report_.root;
   setup.box_uid = report_.root ? 1000 : 0;
   setup.box_gid = report_.root ? 1000 : 0;
+  setup.seccomp_program = seccomp_program_;
   if (Status st = sandbox::sendMessage(control.get(), sandbox::encode(setup)); !st.ok()) return killInit(st);
 
   pollfd pfd{control.get(), POLLIN, 0};

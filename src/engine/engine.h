@@ -61,13 +61,14 @@ class Engine {
 
  private:
   Engine(EngineConfig config, EngineReport report, std::unique_ptr<CgroupTree> cgroups,
-         std::unique_ptr<IdSlots> slots);
+         std::unique_ptr<IdSlots> slots, std::string seccomp_program);
 
   // Constant after construction
   const EngineConfig config_;
   const EngineReport report_;
   const std::unique_ptr<CgroupTree> cgroups_;  // null when cgroups are not usable
   const std::unique_ptr<IdSlots> slots_;       // null when not root
+  const std::string seccomp_program_;          // compiled once, loaded by every box-init
 };
 
 // Validates a box id: 1-48 chars of [a-z0-9-], starting with a letter or digit.

@@ -19,7 +19,7 @@
 #include "sandbox/mount_plan.h"
 #include "sandbox/mount_setup.h"
 #include "sandbox/privileges.h"
-#include "sandbox/seccomp_policy.h"
+#include "sandbox/seccomp_load.h"
 
 namespace boxd::init {
 namespace {
@@ -74,7 +74,7 @@ Status BoxInit::setup() {
 
   // From here on box-init itself is confined like everything it starts.
   RETURN_IF_ERROR(sandbox::setNoNewPrivs());
-  RETURN_IF_ERROR(sandbox::installSeccompFilter());
+  RETURN_IF_ERROR(sandbox::loadSeccompProgram(setup_.seccomp_program));
 
   sigset_t set;
   sigemptyset(&set);

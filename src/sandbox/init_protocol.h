@@ -49,6 +49,7 @@ struct SetupMsg {
   uint64_t workspace_bytes = 0, tmp_bytes = 0, upper_bytes = 0;
   uint32_t box_uid = 1000, box_gid = 1000;  // the uid commands run as, inside the box
   bool separate_box_user = true;            // false in non-root mode (only one id mapped)
+  std::string seccomp_program;              // compiled BPF (sock_filter array) box-init loads
 };
 
 struct ExecMsg {

@@ -4,8 +4,13 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <memory>
+
+#include "sandbox/seccomp_load.h"
 
 namespace boxd::sandbox {
 
@@ -117,7 +122,7 @@ Status addRule(scmp_filter_ctx ctx, const SeccompRule& r) {
 
 }  // namespace
 
-Status installSeccompFilter() {
+StatusOr<std::string> compileSeccompFilter() {
   scmp_filter_ctx raw = seccomp_init(SCMP_ACT_ALLOW);
   if (!raw) return internalError("seccomp_init failed");
   std::unique_ptr<scmp_filter_ctx, CtxDeleter> ctx(new scmp_filter_ctx(raw));
@@ -126,8 +131,23 @@ Status installSeccompFilter() {
     return errnoStatus("seccomp badarch action", -rc);
   }
   for (const auto& r : seccompRules()) RETURN_IF_ERROR(addRule(raw, r));
-  if (int rc = seccomp_load(raw); rc != 0) return errnoStatus("seccomp_load", -rc);
-  return okStatus();
+  int fd = ::memfd_create("boxd-seccomp", MFD_CLOEXEC);
+  if (fd < 0) return errnoStatus("memfd_create", errno);
+  int rc = seccomp_export_bpf(raw, fd);
+  std::string out;
+  if (rc == 0) {
+    off_t size = ::lseek(fd, 0, SEEK_END);
+    out.resize(static_cast<size_t>(size));
+    if (::pread(fd, out.data(), out.size(), 0) != size) rc = -EIO;
+  }
+  ::close(fd);
+  if (rc != 0) return errnoStatus("export seccomp program", -rc);
+  return out;
+}
+
+Status installSeccompFilter() {
+  ASSIGN_OR_RETURN(std::string program, compileSeccompFilter());
+  return loadSeccompProgram(program);
 }
 
 }  // namespace boxd::sandbox

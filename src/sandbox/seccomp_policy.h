@@ -27,8 +27,11 @@ struct SeccompRule {
 // The table itself (seccomp_policy.cc).
 const std::vector<SeccompRule>& seccompRules();
 
-// Loads the filter into the calling thread (and so into all its future children).
-// Requires no_new_privs to be set first.
+// Compiles the table into a BPF program (an array of struct sock_filter, as bytes). The
+// engine compiles once and ships the bytes to every box, so box-init needs no libseccomp.
+StatusOr<std::string> compileSeccompFilter();
+
+// compileSeccompFilter() + loadSeccompProgram(): for tools that run in-process.
 Status installSeccompFilter();
 
 }  // namespace boxd::sandbox

@@ -28,4 +28,11 @@ TEST(SeccompPolicyTest, CoversTheEscapeClassesTheIssueNames) {
   }
 }
 
+TEST(SeccompPolicyTest, CompilesToABpfProgramBoxInitCanLoad) {
+  auto program = compileSeccompFilter();
+  ASSERT_TRUE(program.ok()) << program.status().toString();
+  EXPECT_GT(program->size(), 8u * seccompRules().size());
+  EXPECT_EQ(program->size() % 8, 0u);  // struct sock_filter is 8 bytes
+}
+
 }  // namespace boxd::sandbox

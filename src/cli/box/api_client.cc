@@ -1,8 +1,11 @@
 #include "cli/box/api_client.h"
 
 #include <curl/curl.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -184,6 +187,13 @@ CliStatusOr<HttpReply> ApiClient::request(const std::string& method, const std::
     if (t.aborted) return failure("interrupted");
     long code = responseCode(curl);
     if (code == 0 && (isConnectFailure(rc) || rc == CURLE_OPERATION_TIMEDOUT)) {
+      // curl describes a Unix socket failure as "localhost port 80"; say what is wrong with the socket.
+      if (!config_.server.unix_socket.empty()) {
+        struct stat st;
+        if (::stat(config_.server.unix_socket.c_str(), &st) != 0) detail = std::strerror(errno);
+        else if (!S_ISSOCK(st.st_mode)) detail = "not a socket";
+        else detail = "connection refused (is boxd running?)";
+      }
       return CliStatus(ExitCode::kCannotConnect, "cannot connect to boxd at " + config_.server.url + ": " + detail);
     }
     if (code == 0) return failure("no answer from boxd at " + config_.server.url + ": " + detail);
@@ -230,6 +240,8 @@ CliStatusOr<json> ApiClient::call(const std::string& method, const std::string& 
   if (j.is_discarded()) return failure("boxd at " + config_.server.url + " answered " + method + " " + path + " with invalid JSON");
   return j;
 }
+
+CliStatusOr<json> ApiClient::get(const std::string& path) { return call("GET", path); }
 
 CliStatusOr<std::string> ApiClient::getBytes(const std::string& path) {
   CLI_ASSIGN_OR_RETURN(HttpReply reply, request("GET", path, nullptr, "", {}));

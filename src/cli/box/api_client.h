@@ -48,7 +48,7 @@ class ApiClient {
   // JSON in (null = no body), JSON out; any non-2xx answer is an error.
   CliStatusOr<nlohmann::json> call(const std::string& method, const std::string& path, const nlohmann::json* body = nullptr,
                                    const std::vector<std::string>& extra_headers = {});
-  CliStatusOr<nlohmann::json> get(const std::string& path) { return call("GET", path); }
+  CliStatusOr<nlohmann::json> get(const std::string& path);
 
   // Raw bytes, for the files API.
   CliStatusOr<std::string> getBytes(const std::string& path);

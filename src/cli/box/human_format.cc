@@ -1,5 +1,6 @@
 #include "cli/box/human_format.h"
 
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -71,21 +72,24 @@ int64_t nowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+// kubectl's HumanDuration: more precision for short spans, less for long ones.
 std::string formatDuration(int64_t ms) {
   if (ms <= 0) return "0s";
-  int64_t s = ms / 1000;
+  long long s = ms / 1000;
   char buf[48];
-  if (s < 60) snprintf(buf, sizeof buf, "%llds", static_cast<long long>(s));
-  else if (s < 3600) snprintf(buf, sizeof buf, "%lldm", static_cast<long long>(s / 60));
-  else if (s < 86400) {
-    long long hours = s / 3600, mins = (s % 3600) / 60;
-    if (mins) snprintf(buf, sizeof buf, "%lldh%lldm", hours, mins);
-    else snprintf(buf, sizeof buf, "%lldh", hours);
-  } else {
-    long long days = s / 86400, hours = (s % 86400) / 3600;
-    if (hours) snprintf(buf, sizeof buf, "%lldd%lldh", days, hours);
-    else snprintf(buf, sizeof buf, "%lldd", days);
-  }
+  auto two = [&](const char* both, const char* one, long long a, long long b) {
+    if (b) snprintf(buf, sizeof buf, both, a, b);
+    else snprintf(buf, sizeof buf, one, a);
+  };
+  long long minutes = s / 60, hours = s / 3600, days = s / 86400;
+  if (s < 120) snprintf(buf, sizeof buf, "%llds", s);
+  else if (minutes < 10) two("%lldm%llds", "%lldm", minutes, s % 60);
+  else if (minutes < 180) snprintf(buf, sizeof buf, "%lldm", minutes);
+  else if (hours < 8) two("%lldh%lldm", "%lldh", hours, minutes % 60);
+  else if (hours < 48) snprintf(buf, sizeof buf, "%lldh", hours);
+  else if (hours < 24 * 8) two("%lldd%lldh", "%lldd", days, hours % 24);
+  else if (days < 365 * 2) snprintf(buf, sizeof buf, "%lldd", days);
+  else snprintf(buf, sizeof buf, "%lldy", days / 365);
   return buf;
 }
 

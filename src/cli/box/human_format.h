@@ -17,7 +17,7 @@ std::string formatByteSize(uint64_t bytes);
 int64_t parseRfc3339Ms(const std::string& s);
 int64_t nowMs();
 
-// 42s, 5m, 2h5m, 3d4h; "0s" for anything not positive.
+// 42s, 5m30s, 2h5m, 3d4h (kubectl's style); "0s" for anything not positive.
 std::string formatDuration(int64_t ms);
 // "2026-11-22T21:54:17.291Z" -> "2026-11-22 21:54:17" (still UTC).
 std::string formatTimestamp(const std::string& rfc3339);

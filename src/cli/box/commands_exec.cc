@@ -1,0 +1,143 @@
+// box run, box exec, box term.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/box/box_create_options.h"
+#include "cli/box/cli_context.h"
+#include "cli/box/commands.h"
+#include "cli/box/exec_stream.h"
+#include "cli/box/interrupt.h"
+
+namespace boxd::cli {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kTerminalNote =
+    "A fully interactive terminal (`box term`, `box exec -it`) needs boxd's WebSocket endpoint, which is not "
+    "implemented yet: -i sends all of stdin up front and -t only puts the command on a pseudo-terminal.";
+
+struct ExecFlags {
+  std::vector<std::string> command;
+  std::vector<std::string> env;
+  std::string workdir;
+  double timeout_seconds = 0;
+  bool read_stdin = false;
+  bool pty = false;
+};
+
+void addExecFlags(CLI::App& cmd, ExecFlags& f, bool with_env) {
+  if (with_env) cmd.add_option("-e,--env", f.env, "Environment variable KEY=VALUE for the command (repeatable)");
+  cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the box (default /workspace)");
+  cmd.add_option("--timeout", f.timeout_seconds, "Kill the command after this many seconds (default: the server's)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_flag("-i,--stdin", f.read_stdin, "Read all of standard input and give it to the command");
+  cmd.add_flag("-t,--tty", f.pty, "Run the command on a pseudo-terminal (stdout and stderr arrive merged)");
+}
+
+CliStatusOr<ExecRequest> execRequestFrom(const ExecFlags& f) {
+  ExecRequest req;
+  req.argv = f.command;
+  if (req.argv.empty()) return usageError("no command given: put it after --, e.g. box run -- echo hello");
+  CLI_RETURN_IF_ERROR(parseKeyValues(f.env, "environment variable").status());
+  req.env = f.env;
+  req.cwd = f.workdir;
+  req.pty = f.pty;
+  req.timeout_seconds = f.timeout_seconds;
+  if (f.read_stdin) {
+    if (f.pty && isatty(STDIN_FILENO)) std::cerr << "box: " << kTerminalNote << " Reading stdin until end of file.\n";
+    CLI_ASSIGN_OR_RETURN(req.stdin_data, readAllStdin());
+  }
+  return req;
+}
+
+CliStatus deleteBox(ApiClient& client, const std::string& id) {
+  client.setAbortCheck(nullptr);  // a cleanup must finish even after Ctrl-C
+  return client.call("DELETE", "/v1/boxes/" + urlEncode(id)).status();
+}
+
+CliStatusOr<int> runCommand(CliContext& ctx, const BoxCreateOptions& create_opts, const ExecFlags& flags, bool keep) {
+  CLI_ASSIGN_OR_RETURN(json body, boxCreateBody(create_opts));
+  CLI_ASSIGN_OR_RETURN(ExecRequest req, execRequestFrom(flags));
+  CLI_ASSIGN_OR_RETURN(ApiClient * client, ctx.client());
+
+  // Ctrl-C during the create is honoured as soon as the box id is known, so the box can
+  // still be deleted.
+  installInterruptHandler();
+  CLI_ASSIGN_OR_RETURN(json box, createBox(*client, body, true));
+  std::string id = box.value("id", std::string());
+  if (id.empty()) return failure("boxd created a box but did not say its id");
+
+  CliStatusOr<int> result = failure("interrupted");
+  if (!interruptRequested()) {
+    client->setAbortCheck(interruptRequested);
+    result = runExecStream(*client, id, req, ExecOptions{ctx.json()});
+  }
+  if (keep) {
+    if (!ctx.json()) std::cerr << "box: kept box " << id << "\n";
+  } else if (CliStatus st = deleteBox(*client, id); !st.ok()) {
+    std::cerr << "box: could not delete box " << id << ": " << st.message() << "\n";
+  }
+  if (interruptRequested()) return interruptExitCode();
+  return result;
+}
+
+CliStatusOr<int> execCommand(CliContext& ctx, const std::string& id, const ExecFlags& flags) {
+  CLI_ASSIGN_OR_RETURN(ExecRequest req, execRequestFrom(flags));
+  CLI_ASSIGN_OR_RETURN(ApiClient * client, ctx.client());
+  installInterruptHandler();
+  client->setAbortCheck(interruptRequested);
+  auto result = runExecStream(*client, id, req, ExecOptions{ctx.json()});
+  if (interruptRequested()) return interruptExitCode();
+  return result;
+}
+
+}  // namespace
+
+void addExecCommands(CLI::App& app, CliContext& ctx) {
+  {
+    auto* cmd = app.add_subcommand(
+        "run", "Create a box, run a command in it with its output streamed, delete the box, exit with the command's status");
+    cmd->footer(std::string("Example: box run --memory 1G -e MODE=test -- sh -c 'make test'\n"
+                            "Ctrl-C deletes the box and exits 130. ") + kTerminalNote);
+    auto create_opts = std::make_shared<BoxCreateOptions>();
+    auto flags = std::make_shared<ExecFlags>();
+    auto keep = std::make_shared<bool>(false);
+    addBoxCreateOptions(*cmd, *create_opts);
+    addExecFlags(*cmd, *flags, false);
+    cmd->add_flag("--keep", *keep, "Keep the box afterwards (its id is printed on stderr)");
+    cmd->add_option("command", flags->command, "The command and its arguments, after --")->required();
+    cmd->callback([&ctx, create_opts, flags, keep] {
+      ctx.setAction([&ctx, create_opts, flags, keep] { return runCommand(ctx, *create_opts, *flags, *keep); });
+    });
+  }
+  {
+    auto* cmd = app.add_subcommand("exec", "Run a command in an existing box, stream its output and exit with its status");
+    cmd->footer(std::string("Example: box exec b-1234 -w /workspace/src -- make -j2\n") + kTerminalNote);
+    auto id = std::make_shared<std::string>();
+    auto flags = std::make_shared<ExecFlags>();
+    cmd->add_option("box", *id, "Box id")->required();
+    addExecFlags(*cmd, *flags, true);
+    cmd->add_option("command", flags->command, "The command and its arguments, after --")->required();
+    cmd->callback([&ctx, id, flags] { ctx.setAction([&ctx, id, flags] { return execCommand(ctx, *id, *flags); }); });
+  }
+  {
+    auto* cmd = app.add_subcommand("term", "Open an interactive terminal in a box (not implemented yet)");
+    cmd->footer(kTerminalNote);
+    auto ignored = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("args", *ignored, "BOX [-- CMD...]");
+    cmd->callback([&ctx, ignored] {
+      ctx.setAction([]() -> CliStatusOr<int> {
+        return usageError("box term is not implemented yet: an interactive terminal needs boxd's WebSocket endpoint. "
+                          "Meanwhile use box exec BOX -t -- CMD (output only, stdin with -i).");
+      });
+    });
+  }
+}
+
+}  // namespace boxd::cli
