@@ -61,7 +61,8 @@ Status execFailure(const std::string& box, const std::string& cmd, const std::st
 }  // namespace
 
 Box::Box(std::string id, pid_t init_pid, UniqueFd control, std::unique_ptr<Cgroup> cgroup,
-         std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree)
+         std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree,
+         std::unique_ptr<Cgroup> first_exec_cgroup)
     : id_(std::move(id)),
       init_pid_(init_pid),
       spec_(spec),
@@ -69,7 +70,31 @@ Box::Box(std::string id, pid_t init_pid, UniqueFd control, std::unique_ptr<Cgrou
       cgroup_(std::move(cgroup)),
       resources_(std::move(resources)),
       control_(std::move(control)) {
+  if (first_exec_cgroup) idle_exec_cgroups_.push_back(std::move(first_exec_cgroup));
   reader_ = std::thread([this] { readerLoop(); });
+}
+
+StatusOr<std::unique_ptr<Cgroup>> Box::takeExecCgroup(uint64_t exec_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_exec_cgroups_.empty()) {
+      auto cg = std::move(idle_exec_cgroups_.back());
+      idle_exec_cgroups_.pop_back();
+      return cg;
+    }
+  }
+  return tree_->createForExec(id_ + "/exec-" + std::to_string(exec_id));
+}
+
+void Box::recycleExecCgroup(std::unique_ptr<Cgroup> cg) {
+  if (!destroyed_.load() && cg->resetForReuse()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_exec_cgroups_.size() < 4) {
+      idle_exec_cgroups_.push_back(std::move(cg));
+      return;
+    }
+  }
+  (void)cg->remove();
 }
 
 Box::~Box() { (void)destroy(); }
@@ -135,7 +160,7 @@ StatusOr<ExecPtr> Box::start(const ExecSpec& spec) {
   const uint64_t id = next_exec_id_.fetch_add(1);
   CgroupPtr cg;
   if (tree_ && cgroup_) {
-    ASSIGN_OR_RETURN(cg, tree_->createForExec(id_ + "/exec-" + std::to_string(id)));
+    ASSIGN_OR_RETURN(cg, takeExecCgroup(id));
   }
   auto state = std::make_shared<ExecState>();
   {
@@ -224,6 +249,10 @@ Status Box::destroy() {
   while (::waitpid(init_pid_, &ws, 0) < 0 && errno == EINTR) {}
   ::shutdown(control_.get(), SHUT_RDWR);
   if (reader_.joinable()) reader_.join();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_exec_cgroups_.clear();  // removed with the box's subtree below
+  }
   if (cgroup_) {
     (void)cgroup_->killAll();
     if (Status st = cgroup_->remove(); !st.ok()) result = st;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/status.h"
 #include "common/unique_fd.h"
@@ -51,9 +52,14 @@ class Box {
   friend class Engine;
   friend class Exec;
   Box(std::string id, pid_t init_pid, UniqueFd control, std::unique_ptr<Cgroup> cgroup,
-      std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree);
+      std::unique_ptr<BoxResources> resources, const BoxSpec& spec, CgroupTree* tree,
+      std::unique_ptr<Cgroup> first_exec_cgroup);
 
   void readerLoop();
+  // Exec cgroups are reused (v1): creating and removing memory cgroups is the largest
+  // per-command cost. A group comes back here only when it is empty and reset.
+  StatusOr<std::unique_ptr<Cgroup>> takeExecCgroup(uint64_t exec_id);
+  void recycleExecCgroup(std::unique_ptr<Cgroup> cg);
   Status sendToInit(const std::string& msg, const int* fds, size_t nfds);
   void forget(uint64_t exec_id);
 
@@ -73,6 +79,7 @@ class Box {
   std::mutex mu_;
   // Guarded by mu_
   std::map<uint64_t, std::shared_ptr<ExecState>> execs_;
+  std::vector<std::unique_ptr<Cgroup>> idle_exec_cgroups_;
   bool init_gone_ = false;
   std::mutex send_mu_;  // serializes writes to control_
   std::mutex destroy_mu_;

@@ -254,6 +254,14 @@ ResourceUsage Cgroup::usage() const {
   return u;
 }
 
+bool Cgroup::resetForReuse() {
+  if (v2_ || !empty()) return false;
+  std::string mem = dir("memory"), acct = dir("cpuacct");
+  if (!mem.empty() && !writeExistingFile(mem + "/memory.max_usage_in_bytes", "0").ok()) return false;
+  if (!acct.empty() && !writeExistingFile(acct + "/cpuacct.usage", "0").ok()) return false;
+  return true;
+}
+
 bool Cgroup::empty() const {
   for (const auto& [controller, d] : dirs_) {
     std::vector<std::string> tree;

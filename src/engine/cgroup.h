@@ -57,6 +57,9 @@ class Cgroup {
   // Peak memory, CPU time and OOM kills so far.
   ResourceUsage usage() const;
   bool empty() const;
+  // v1 only (false on v2): makes an empty group reusable for the next command by resetting
+  // its peak memory and CPU counters. OOM kills cannot be reset: callers keep a baseline.
+  bool resetForReuse();
   // Removes the group and its descendants (must be empty of processes).
   Status remove();
 

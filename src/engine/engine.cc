@@ -286,6 +286,12 @@ StatusOr<BoxPtr> Engine::createBox(BoxSpec spec) {
   }
   if (::write(gate_w.get(), "G", 1) != 1) return killInit(errnoStatus("release box-init", errno));
   gate_w.reset();
+  // While box-init builds the root: the first command's cgroup, off the critical path.
+  CgroupPtr first_exec;
+  if (cgroup) {
+    auto cg = cgroups_->createForExec(spec.id + "/exec-0");
+    if (cg.ok()) first_exec = std::move(cg).value();
+  }
 
   sandbox::SetupMsg setup;
   setup.hostname = spec.hostname;
@@ -322,7 +328,8 @@ StatusOr<BoxPtr> Engine::createBox(BoxSpec spec) {
   }
   if (*type != sandbox::MsgType::kReady) return killInit(internalError("unexpected message from box-init"));
 
-  return BoxPtr(new Box(spec.id, init_pid, std::move(control), std::move(cgroup), std::move(res), spec, cgroups_.get()));
+  return BoxPtr(new Box(spec.id, init_pid, std::move(control), std::move(cgroup), std::move(res), spec, cgroups_.get(),
+                        std::move(first_exec)));
 }
 
 }  // namespace boxd::engine

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <termios.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "engine/box.h"
@@ -30,7 +31,9 @@ bool pollReadable(int fd, int timeout_ms) {
 
 Exec::Exec(Box* box, uint64_t id, pid_t host_pid, std::shared_ptr<ExecState> state, std::unique_ptr<Cgroup> cgroup,
            bool pty)
-    : box_(box), id_(id), host_pid_(host_pid), pty_(pty), state_(std::move(state)), cgroup_(std::move(cgroup)) {}
+    : box_(box), id_(id), host_pid_(host_pid), pty_(pty), state_(std::move(state)), cgroup_(std::move(cgroup)) {
+  if (cgroup_) oom_baseline_ = cgroup_->usage().oom_kills;
+}
 
 Exec::~Exec() {
   if (host_pid_ > 0 && !exited()) {
@@ -39,7 +42,7 @@ Exec::~Exec() {
   }
   if (cgroup_) {
     (void)cgroup_->killAll();  // the rest of the tree, if the leader exited first
-    (void)cgroup_->remove();
+    box_->recycleExecCgroup(std::move(cgroup_));
   }
   box_->forget(id_);
 }
@@ -96,7 +99,10 @@ StatusOr<ExecResult> Exec::wait(std::optional<std::chrono::milliseconds> timeout
     }
   }
   if (fork_errno) return errnoStatus("fork in box", fork_errno);
-  if (cgroup_) r.usage = cgroup_->usage();
+  if (cgroup_) {
+    r.usage = cgroup_->usage();
+    r.usage.oom_kills -= std::min(r.usage.oom_kills, oom_baseline_);
+  }
   r.usage.wall_usec = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(end - started_).count());
   r.oom_killed = r.usage.oom_kills > 0;

@@ -58,6 +58,7 @@ class Exec {
   const bool pty_;
   std::shared_ptr<ExecState> state_;
   std::unique_ptr<Cgroup> cgroup_;  // null without cgroups
+  uint64_t oom_baseline_ = 0;       // OOM kills the (reused) cgroup had before this command
   UniqueFd stdin_, stdout_, stderr_, pty_master_;
   std::chrono::steady_clock::time_point started_;
 };

@@ -11,8 +11,9 @@ using nlohmann::json;
 
 void addBoxCreateOptions(CLI::App& cmd, BoxCreateOptions& opts) {
   cmd.add_option("--template", opts.template_name, "Template to start from (default: the server's \"default\")");
-  cmd.add_option("-e,--env", opts.env, "Environment variable KEY=VALUE for every command in the box (repeatable)");
-  cmd.add_option("-l,--label", opts.labels, "Label key=value to find the box by (repeatable)");
+  cmd.add_option("-e,--env", opts.env, "Environment variable KEY=VALUE for every command in the box (repeatable)")
+      ->allow_extra_args(false);  // one value per -e, so "-e A=1 -- cmd" ends at --
+  cmd.add_option("-l,--label", opts.labels, "Label key=value to find the box by (repeatable)")->allow_extra_args(false);
   cmd.add_option("--ttl", opts.ttl_seconds, "Seconds until the box expires (default: the template's)")
       ->check(CLI::PositiveNumber);
   cmd.add_option("--idle-timeout", opts.idle_timeout_seconds, "Stop the box after this many seconds without activity (0 = never)")

@@ -30,7 +30,8 @@ std::string homeDir() {
 
 CliStatusOr<std::string> readWholeFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) return errnoFailure("read " + path, errno);
+  // A configuration that cannot be read is the caller's to fix: a usage error.
+  if (!in) return usageError(errnoFailure("read " + path, errno).message());
   std::ostringstream ss;
   ss << in.rdbuf();
   return ss.str();

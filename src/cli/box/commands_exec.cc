@@ -32,7 +32,8 @@ struct ExecFlags {
 };
 
 void addExecFlags(CLI::App& cmd, ExecFlags& f, bool with_env) {
-  if (with_env) cmd.add_option("-e,--env", f.env, "Environment variable KEY=VALUE for the command (repeatable)");
+  if (with_env) cmd.add_option("-e,--env", f.env, "Environment variable KEY=VALUE for the command (repeatable)")
+        ->allow_extra_args(false);  // one value per -e, so "-e A=1 -- cmd" ends at --
   cmd.add_option("-w,--workdir", f.workdir, "Working directory inside the box (default /workspace)");
   cmd.add_option("--timeout", f.timeout_seconds, "Kill the command after this many seconds (default: the server's)")
       ->check(CLI::PositiveNumber);
@@ -52,6 +53,10 @@ CliStatusOr<ExecRequest> execRequestFrom(const ExecFlags& f) {
   if (f.read_stdin) {
     if (f.pty && isatty(STDIN_FILENO)) std::cerr << "box: " << kTerminalNote << " Reading stdin until end of file.\n";
     CLI_ASSIGN_OR_RETURN(req.stdin_data, readAllStdin());
+    if (!isValidUtf8(*req.stdin_data)) {
+      return usageError("standard input is not UTF-8 text, and the exec API carries stdin as a JSON string; "
+                        "copy binary data in with box cp instead");
+    }
   }
   return req;
 }
@@ -64,6 +69,8 @@ CliStatus deleteBox(ApiClient& client, const std::string& id) {
 CliStatusOr<int> runCommand(CliContext& ctx, const BoxCreateOptions& create_opts, const ExecFlags& flags, bool keep) {
   CLI_ASSIGN_OR_RETURN(json body, boxCreateBody(create_opts));
   CLI_ASSIGN_OR_RETURN(ExecRequest req, execRequestFrom(flags));
+  // Also on the command itself: boxd records a box's env but does not yet apply it to execs.
+  req.env = create_opts.env;
   CLI_ASSIGN_OR_RETURN(ApiClient * client, ctx.client());
 
   // Ctrl-C during the create is honoured as soon as the box id is known, so the box can
@@ -129,9 +136,11 @@ void addExecCommands(CLI::App& app, CliContext& ctx) {
   {
     auto* cmd = app.add_subcommand("term", "Open an interactive terminal in a box (not implemented yet)");
     cmd->footer(kTerminalNote);
-    auto ignored = std::make_shared<std::vector<std::string>>();
-    cmd->add_option("args", *ignored, "BOX [-- CMD...]");
-    cmd->callback([&ctx, ignored] {
+    auto box = std::make_shared<std::string>();
+    auto command = std::make_shared<std::vector<std::string>>();
+    cmd->add_option("box", *box, "Box id");
+    cmd->add_option("command", *command, "Command to run instead of the default shell, after --");
+    cmd->callback([&ctx, box, command] {
       ctx.setAction([]() -> CliStatusOr<int> {
         return usageError("box term is not implemented yet: an interactive terminal needs boxd's WebSocket endpoint. "
                           "Meanwhile use box exec BOX -t -- CMD (output only, stdin with -i).");

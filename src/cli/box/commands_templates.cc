@@ -60,10 +60,9 @@ CliStatusOr<int> putCommand(CliContext& ctx, const std::string& name, const std:
   ss << in.rdbuf();
   json body = json::parse(ss.str(), nullptr, false);
   if (body.is_discarded() || !body.is_object()) return usageError(file + " is not a JSON object");
-  if (body.contains("name") && body["name"] != name) {
-    return usageError(file + " names template " + body["name"].dump() + ", not \"" + name + "\"");
-  }
-  // Read-only fields from `box template get` output are not part of the spec.
+  // NAME wins over a "name" in the file, so `get a > t.json; put b --file t.json` copies a
+  // template. Read-only fields from `box template get` output are not part of the spec.
+  body.erase("name");
   body.erase("version");
   body.erase("updated_at");
   std::vector<std::string> headers;
