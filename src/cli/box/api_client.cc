@@ -49,23 +49,6 @@ size_t onBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
-size_t onHeader(char* data, size_t size, size_t n, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  size_t len = size * n;
-  std::string line(data, len);
-  size_t colon = line.find(':');
-  if (colon != std::string::npos) {
-    std::string name = line.substr(0, colon);
-    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    std::string value = line.substr(colon + 1);
-    size_t b = value.find_first_not_of(" \t");
-    size_t e = value.find_last_not_of(" \t\r\n");
-    value = b == std::string::npos ? std::string() : value.substr(b, e - b + 1);
-    if (name == "etag") t->reply->etag = value;
-  }
-  return len;
-}
-
 int onProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(user);
   if (*t->abort_check && (*t->abort_check)()) {
@@ -147,8 +130,6 @@ CliStatusOr<HttpReply> ApiClient::request(const std::string& method, const std::
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "box/" BOX_CLI_VERSION);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, onBody);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, onHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, onProgress);
   curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &t);

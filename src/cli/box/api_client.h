@@ -20,7 +20,6 @@ struct HttpReply {
   long status = 0;
   std::string body;
   std::string content_type;
-  std::string etag;
 };
 
 // Percent-encodes everything but RFC 3986 unreserved characters (the server reads '+' as a
