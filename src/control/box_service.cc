@@ -227,6 +227,13 @@ StatusOr<engine::ExecResult> BoxService::runAs(const Caller& caller, const std::
     return failedPrecondition("box " + id + " is " + std::string(store::boxStateName(box.state)) + ", not ready");
   }
   audit(caller, action, id, detail_json);
+  // The box's environment (template + create request) comes first; the exec's own wins.
+  json spec_json = json::parse(box.spec_json, nullptr, false);
+  if (!spec_json.is_discarded() && spec_json.contains("env") && spec_json["env"].is_array()) {
+    std::vector<std::string> env = spec_json["env"].get<std::vector<std::string>>();
+    env.insert(env.end(), spec.env.begin(), spec.env.end());
+    spec.env = std::move(env);
+  }
   // Activity: exec counts toward the idle timeout (written at most once a second).
   int64_t now = clock_.nowMs();
   if (now - box.last_activity_ms >= kActivityWriteIntervalMs) {
@@ -234,7 +241,8 @@ StatusOr<engine::ExecResult> BoxService::runAs(const Caller& caller, const std::
     (void)store_.updateBox(box);  // a lost race means someone else just wrote a newer box
   }
   auto result = backend_.run(id, spec);
-  if (result.ok()) {
+  // A long command ends with activity too (so idle counts from its end), again throttled.
+  if (result.ok() && clock_.nowMs() - box.last_activity_ms >= kActivityWriteIntervalMs) {
     auto fresh = store_.getBox(id);
     if (fresh.ok()) {
       fresh->last_activity_ms = clock_.nowMs();

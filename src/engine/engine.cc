@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "common/file_util.h"
 #include "engine/box.h"
@@ -65,6 +67,34 @@ Status writeIdMaps(pid_t pid, bool root, uint32_t host_base) {
   RETURN_IF_ERROR(writeExistingFile(p + "/setgroups", "deny"));
   RETURN_IF_ERROR(writeExistingFile(p + "/uid_map", "0 " + std::to_string(::geteuid()) + " 1\n"));
   return writeExistingFile(p + "/gid_map", "0 " + std::to_string(::getegid()) + " 1\n");
+}
+
+// Claims `parent` for `state_dir` (see EngineConfig::cgroup_claim_dir). Engines sharing a
+// state directory share the claim (shared flock); a live engine with another state directory
+// makes this fail. A claim whose holders are all gone is taken over.
+StatusOr<UniqueFd> claimCgroupParent(const std::string& dir, const std::string& parent, const std::string& state_dir) {
+  RETURN_IF_ERROR(makeDirs(dir, 0755));
+  const std::string path = dir + "/" + parent;
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!fd.valid()) return errnoStatus("open " + path, errno);
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) {
+      // Nobody alive holds it: it is ours.
+      if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), state_dir.data(), state_dir.size(), 0) < 0) {
+        return errnoStatus("write " + path, errno);
+      }
+      if (::flock(fd.get(), LOCK_SH) != 0) return errnoStatus("lock " + path, errno);
+      return fd;
+    }
+    auto owner = readFile(path);
+    if (owner.ok() && !owner->empty() && *owner != state_dir) {
+      return failedPrecondition("cgroup parent '" + parent + "' is in use by the engine with state directory " + *owner +
+                                "; give this engine its own cgroup parent");
+    }
+    if (owner.ok() && *owner == state_dir && ::flock(fd.get(), LOCK_SH | LOCK_NB) == 0) return fd;
+    std::this_thread::yield();  // a claimer is between its exclusive and shared lock
+  }
+  return unavailable("could not claim cgroup parent '" + parent + "'");
 }
 
 }  // namespace
@@ -126,6 +156,10 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
     if (pos == std::string::npos) break;
   }
 
+  UniqueFd claim;
+  if (::geteuid() == 0) {
+    ASSIGN_OR_RETURN(claim, claimCgroupParent(config.cgroup_claim_dir, config.cgroup_parent, config.state_dir));
+  }
   EngineReport report;
   report.root = ::geteuid() == 0;
   std::string why;
@@ -148,6 +182,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(EngineConfig config) {
   if (!program.ok()) return program.status().withContext("compile the seccomp policy");
   std::unique_ptr<Engine> engine(new Engine(std::move(config), std::move(report), std::move(tree), std::move(slots),
                                             std::move(program).value()));
+  engine->cgroup_claim_ = std::move(claim);
   auto reaped = engine->reapLeftovers();
   if (!reaped.ok()) return reaped.status().withContext("remove leftovers of a previous engine");
   return engine;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/unique_fd.h"
 #include "engine/box_spec.h"
 
 namespace boxd::engine {
@@ -33,6 +34,9 @@ struct EngineConfig {
   uint32_t id_slots = 4096;
   // Host-wide: every engine on the host allocates id ranges from the same lock files.
   std::string id_slot_dir = "/run/boxd/id-slots";
+  // Host-wide: which state directory owns each cgroup parent. Two engines with different
+  // state directories must not share a cgroup parent (each would reap the other's boxes).
+  std::string cgroup_claim_dir = "/run/boxd/cgroup-parents";
 };
 
 // What the engine could and could not enforce on this host, said once at start-up.
@@ -69,6 +73,7 @@ class Engine {
   const std::unique_ptr<CgroupTree> cgroups_;  // null when cgroups are not usable
   const std::unique_ptr<IdSlots> slots_;       // null when not root
   const std::string seccomp_program_;          // compiled once, loaded by every box-init
+  UniqueFd cgroup_claim_;                      // shared flock on the cgroup parent's claim
 };
 
 // Validates a box id: 1-48 chars of [a-z0-9-], starting with a letter or digit.

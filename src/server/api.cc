@@ -352,7 +352,7 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
     if (m == "GET") {
       *rn = "boxes_list";
       store::BoxFilter f;
-      auto limit = intQuery(req, "limit", 100, 1, 1000);
+      auto limit = intQuery(req, "limit", 100, 1, 500);
       if (!limit.ok()) return errorResponse(limit.status());
       f.limit = static_cast<size_t>(*limit);
       if (req.query.count("state")) {
@@ -367,12 +367,16 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       }
       if (req.query.count("page_token")) f.after_id = req.query["page_token"];
       f.include_terminal = req.query.count("all") > 0 || f.state.has_value();
+      const size_t page = f.limit;
+      f.limit = page + 1;  // one more tells whether another page exists
       auto list = boxes_->list(caller, f);
       if (!list.ok()) return errorResponse(list.status());
+      bool more = list->size() > page;
+      if (more) list->resize(page);
       json arr = json::array();
       for (const auto& b : *list) arr.push_back(boxJson(b));
       json out = {{"boxes", arr}};
-      if (list->size() == f.limit) out["next_page_token"] = list->back().id;
+      if (more) out["next_page_token"] = list->back().id;
       return jsonResponse(200, out);
     }
     return errorResponse(405, "method_not_allowed", m + " is not allowed on /v1/boxes");
@@ -426,6 +430,12 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         if (!r.ok()) return errorResponse(r.status());
         return jsonResponse(200, execResultJson(*r));
+      }
+      // Errors known before the command starts get a real HTTP status, not a 200 stream.
+      auto target = boxes_->get(caller, id);
+      if (!target.ok()) return errorResponse(target.status());
+      if (target->state != store::BoxState::kReady || !target->desired_running) {
+        return errorResponse(failedPrecondition("box " + id + " is " + std::string(store::boxStateName(target->state)) + ", not ready"));
       }
       // NDJSON: one line per output chunk with its byte offset in that stream, then the end.
       HttpResponse resp;

@@ -19,7 +19,7 @@ const std::vector<SettingDoc>& settingDocs() {
       {"reconcile_interval_ms", "BOXD_RECONCILE_INTERVAL_MS", "how often policies (TTL, idle) are checked"},
       {"max_body_bytes", "BOXD_MAX_BODY_BYTES", "largest request body accepted (413 above)"},
       {"max_lifetime_seconds", "BOXD_MAX_LIFETIME_SECONDS", "hard cap on any box's lifetime"},
-      {"cgroup_parent", "BOXD_CGROUP_PARENT", "cgroup directory holding all boxes"},
+      {"cgroup_parent", "BOXD_CGROUP_PARENT", "cgroup directory holding all boxes (default boxd-<hash of data_dir>)"},
       {"box_init", "BOXD_INIT", "path of the box-init binary"},
       {"tls_cert", "BOXD_TLS_CERT", "TLS certificate (not implemented yet)"},
       {"tls_key", "BOXD_TLS_KEY", "TLS private key (not implemented yet)"},

@@ -19,7 +19,7 @@ struct BoxdConfig {
   int64_t reconcile_interval_ms = 1000;
   int64_t max_body_bytes = 8 << 20;
   int64_t max_lifetime_seconds = 5 * 24 * 3600;
-  std::string cgroup_parent = "boxd";
+  std::string cgroup_parent;  // default "boxd-<hash of data_dir>": one per data directory
   std::string box_init;                    // default: box-init next to boxd
   std::string tls_cert, tls_key;           // not implemented yet: rejected when set
 

@@ -120,7 +120,8 @@ int main(int argc, char** argv) {
   // Runtime state (locks, mount points) lives under /run, which box users can traverse
   // whatever the data directory's parents allow.
   ec.state_dir = "/run/boxd/engines/" + auth::sha256Hex(config.data_dir).substr(0, 16);
-  ec.cgroup_parent = config.cgroup_parent;
+  ec.cgroup_parent = config.cgroup_parent.empty() ? "boxd-" + auth::sha256Hex(config.data_dir).substr(0, 12)
+                                                 : config.cgroup_parent;
   ec.init_path = config.box_init;
   auto engine = engine::Engine::create(ec);
   if (!engine.ok()) return fail(engine.status());

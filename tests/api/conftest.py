@@ -57,10 +57,13 @@ class Client:
 class Boxd:
     """Starts boxd; stop() or kill() ends it; start() again reuses the data directory."""
 
+    count = 0
+
     def __init__(self):
         self.dir = tempfile.mkdtemp(prefix="boxd-api-")
         self.data = os.path.join(self.dir, "data")
-        self.cgroup_parent = f"boxd-api-{os.getpid()}"
+        Boxd.count += 1
+        self.cgroup_parent = f"boxd-api-{os.getpid()}-{Boxd.count}"
         self.proc = None
 
     def start(self, *extra):

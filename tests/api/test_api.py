@@ -82,7 +82,7 @@ def test_files_round_trip_binary_and_hostile_paths(boxd):
 
 def test_bad_input_gets_documented_errors_and_changes_nothing(boxd):
     c = boxd.admin
-    before = c.json("GET", "/v1/boxes?all=1&limit=1000")[1]["boxes"]
+    before = c.json("GET", "/v1/boxes?all=1&limit=500")[1]["boxes"]
     cases = [
         (c.request("POST", "/v1/boxes", raw=b"{not json"), 400, "invalid_argument"),
         (c.request("POST", "/v1/boxes", raw=b"[1,2]"), 400, "invalid_argument"),
@@ -102,7 +102,7 @@ def test_bad_input_gets_documented_errors_and_changes_nothing(boxd):
     for (status, body, _), want_status, want_code in cases:
         assert status == want_status, body
         assert json.loads(body)["error"]["code"] == want_code, body
-    after = c.json("GET", "/v1/boxes?all=1&limit=1000")[1]["boxes"]
+    after = c.json("GET", "/v1/boxes?all=1&limit=500")[1]["boxes"]
     assert after == before
 
 
@@ -230,7 +230,7 @@ def test_kill9_during_operations_then_restart_accounts_for_every_box(fresh_boxd)
     for t in pending:
         t.join()
     b.start()
-    status, listed = b.admin.json("GET", "/v1/boxes?all=1&limit=1000")
+    status, listed = b.admin.json("GET", "/v1/boxes?all=1&limit=500")
     states = {x["id"]: x["state"] for x in listed["boxes"]}
     for i in ids:
         assert states[i] == "lost", states
@@ -258,3 +258,23 @@ def test_invalid_configuration_fails_fast_with_the_key(tmp_path):
     assert r.returncode == 2 and "unknown setting 'max_boxs'" in r.stderr
     r = subprocess.run([BOXD_BIN, "--data-dir", "relative"], capture_output=True, text=True)
     assert r.returncode == 2 and "data_dir" in r.stderr
+
+
+def test_box_env_reaches_execs_and_stream_errors_are_http_errors(boxd):
+    c = boxd.admin
+    box = create(c, {"env": ["FROM_BOX=1", "BOTH=box"]})
+    status, r = c.json("POST", f"/v1/boxes/{box['id']}/exec",
+                       {"command": "echo $FROM_BOX $BOTH", "env": ["BOTH=exec"]})
+    assert r["stdout"] == "1 exec\n"
+    status, err = c.json("POST", "/v1/boxes/b-nosuchbox/exec?stream=true", {"argv": ["true"]})
+    assert status == 404 and err["error"]["code"] == "not_found"
+
+
+def test_pagination_has_no_empty_last_page(boxd):
+    c = boxd.admin
+    for _ in range(3):
+        create(c, {"labels": {"page": "x"}}, wait=False)
+    status, p1 = c.json("GET", "/v1/boxes?label=page=x&limit=2")
+    assert len(p1["boxes"]) == 2 and "next_page_token" in p1
+    status, p2 = c.json("GET", f"/v1/boxes?label=page=x&limit=2&page_token={p1['next_page_token']}")
+    assert len(p2["boxes"]) == 1 and "next_page_token" not in p2

@@ -125,3 +125,45 @@ TEST_F(EngineCliTest, NonRootUserGetsABoxAndAReportOfWhatIsNotEnforced) {
 
 }  // namespace
 }  // namespace boxd::testing
+
+namespace boxd::testing {
+namespace {
+
+// Regression: two engines with different state directories on one cgroup parent reaped each
+// other's boxes as leftovers. The second one must now refuse to start.
+TEST(CgroupParentClaimTest, AnotherStateDirectoryCannotShareACgroupParent) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string a = makeTempDir("boxd-claim-a"), b = makeTempDir("boxd-claim-b");
+  std::string parent = "boxd-claim-" + std::to_string(::getpid());
+  engine::EngineConfig ca;
+  ca.state_dir = a;
+  ca.cgroup_parent = parent;
+  ca.init_path = BOXD_INIT_PATH;
+  auto first = engine::Engine::create(ca);
+  ASSERT_TRUE(first.ok()) << first.status().toString();
+  auto box = (*first)->createBox({});
+  ASSERT_TRUE(box.ok());
+  engine::EngineConfig cb = ca;
+  cb.state_dir = b;
+  auto second = engine::Engine::create(cb);
+  EXPECT_EQ(second.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(second.status().message().find(a), std::string::npos) << second.status().message();
+  EXPECT_TRUE((*box)->alive());
+  // Same state directory: allowed (e.g. two box-engine commands at once).
+  auto same = engine::Engine::create(ca);
+  EXPECT_TRUE(same.ok()) << same.status().toString();
+  (void)(*box)->destroy();
+  box->reset();
+  same->reset();
+  first->reset();
+  // Once the owner is gone, another state directory may take the parent over.
+  auto later = engine::Engine::create(cb);
+  EXPECT_TRUE(later.ok()) << later.status().toString();
+  later->reset();
+  (void)removeTree(a);
+  (void)removeTree(b);
+  removeCgroupParent(parent);
+}
+
+}  // namespace
+}  // namespace boxd::testing
