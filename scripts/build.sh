@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Configures and builds one build tree. Usage: scripts/build.sh [DIR] [extra cmake args...]
+# Configures and builds one build tree.
+# Usage: scripts/build.sh [DIR] [extra cmake args...]; BOXD_TARGETS="a b" builds only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=${1:-build}
 shift || true
 cmake -S . -B "$dir" -G Ninja "$@" >/dev/null
-ninja -C "$dir" -j"${BOXD_JOBS:-2}"
+# shellcheck disable=SC2086
+ninja -C "$dir" -j"${BOXD_JOBS:-2}" ${BOXD_TARGETS:-}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds (warnings are errors), runs every test, then builds with
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the unit tests again. Needs root:
-# the engine tests create real namespaces and cgroups.
+# Installs dependencies, builds (warnings are errors), runs every test, then builds the unit
+# tests with AddressSanitizer + UndefinedBehaviorSanitizer and runs them again. Needs root: the
+# engine tests create real namespaces and cgroups.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -12,10 +12,11 @@ fi
 export BOXD_JOBS=${BOXD_JOBS:-2}
 
 echo "== build (RelWithDebInfo, -Werror)"
-scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXD_WERROR=ON
-echo "== tests: unit, security, integration"
-ctest --test-dir build --output-on-failure -j2 --timeout 300
+scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOXD_WERROR=ON -DBOXD_TESTS=ON -DBOXD_BENCH=ON
+echo "== tests: unit, store, control, security, integration, api, cli"
+ctest --test-dir build --output-on-failure -j2 --timeout 600
 
-echo "== sanitizer build (ASan + UBSan): unit tests"
-scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DBOXD_SANITIZE=ON -DBOXD_WERROR=ON -DBOXD_BENCH=OFF
-ctest --test-dir build-asan --output-on-failure -j2 --timeout 300 -L unit_tests
+echo "== sanitizer build (ASan + UBSan): unit and store tests"
+BOXD_TARGETS="unit_tests store_tests" scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DBOXD_SANITIZE=ON \
+  -DBOXD_WERROR=ON -DBOXD_BENCH=OFF
+ctest --test-dir build-asan --output-on-failure -j2 --timeout 600 -L 'unit_tests|store_tests'
