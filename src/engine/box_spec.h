@@ -11,6 +11,8 @@
 
 namespace boxd::engine {
 
+class Exec;
+
 // Where a box's root filesystem comes from.
 enum class TemplateKind {
   kHost,    // the host's /usr, /bin, /lib*, /sbin and a curated /etc, read-only
@@ -74,6 +76,9 @@ struct ExecSpec {
   // 2 = stderr, or the terminal), as it arrives. Returning false (the reader is gone) kills
   // the command. Captured output still accumulates in the result.
   std::function<bool(int stream, const char* data, size_t size)> on_output;
+  // Box::run only: called with the running command once it started, and with nullptr just
+  // before it is destroyed, so a caller can signal it meanwhile (e.g. an API registry).
+  std::function<void(Exec*)> on_exec;
 };
 
 struct ResourceUsage {

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -291,9 +292,15 @@ StatusOr<BoxPtr> Engine::createBox(BoxSpec spec) {
   long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
   if (pid == 0) {
     // Child: PID 1 of the new namespaces. Wait for the id maps and cgroup, then exec init.
+    // Die with the engine while waiting at the gate (box-init clears this at once), and let
+    // none of the engine's descriptors (sockets, other boxes' locks) cross the exec.
+    // (getppid() is 0 across the pid namespace boundary; a parent that died before this
+    // prctl is seen as EOF on the gate below.)
+    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) ::_exit(119);
     if (::dup2(child_fd, 3) < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0) {
       ::_exit(120);
     }
+    if (::syscall(SYS_close_range, 4u, ~0u, 4u /*CLOSE_RANGE_CLOEXEC*/) != 0) ::_exit(118);
     char go = 0;
     if (::read(gate_fd, &go, 1) != 1 || go != 'G') ::_exit(121);
     // Become root of the new namespace (mapped to the box's unprivileged host range): until

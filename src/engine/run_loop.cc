@@ -53,6 +53,16 @@ bool drain(int fd, Capture& c, uint64_t cap, bool* over_cap) {
 
 StatusOr<ExecResult> Box::run(const ExecSpec& spec) {
   ASSIGN_OR_RETURN(ExecPtr exec, start(spec));
+  struct Announce {
+    const ExecSpec& spec;
+    Exec* exec;
+    Announce(const ExecSpec& s, Exec* e) : spec(s), exec(e) {
+      if (spec.on_exec) spec.on_exec(exec);
+    }
+    ~Announce() {
+      if (spec.on_exec) spec.on_exec(nullptr);
+    }
+  } announce(spec, exec.get());  // declared after `exec`: says goodbye before it is destroyed
   ExecResult out;
   Capture cout{&out.stdout_data, &out.stdout_dropped, 1, &spec};
   Capture cerr{&out.stderr_data, &out.stderr_dropped, 2, &spec};

@@ -54,6 +54,9 @@ int BoxInit::run() {
 }
 
 Status BoxInit::setup() {
+  // The parent-death signal only covered the wait before exec; from now on the control
+  // socket alone decides this box's life.
+  (void)::prctl(PR_SET_PDEATHSIG, 0);
   // Only stdio (/dev/null) and the control socket survive from the engine.
   if (::syscall(SYS_close_range, static_cast<unsigned>(control_) + 1, ~0u, 0u) != 0) {
     return errnoStatus("close inherited descriptors", errno);

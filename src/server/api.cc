@@ -423,13 +423,23 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       if (!spec.ok()) return errorResponse(spec.status());
       bool stream = req.query.count("stream") && req.query["stream"] != "false";
       auto started = std::chrono::steady_clock::now();
+      const std::string exec_id = execs_.reserve();
+      auto* registry = &execs_;
+      const auto argv = spec->argv;
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+      spec->on_exec = [registry, exec_id, id, argv, now_ms](engine::Exec* e) {
+        registry->set(exec_id, id, argv, now_ms, e);
+      };
       if (!stream) {
         auto r = boxes_->run(caller, id, *spec);
         metrics_.add("boxd_exec_total", r.ok() ? "result=\"ok\"" : "result=\"error\"");
         metrics_.observe("boxd_exec_duration_seconds", "",
                          std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
         if (!r.ok()) return errorResponse(r.status());
-        return jsonResponse(200, execResultJson(*r));
+        json out = execResultJson(*r);
+        out["exec_id"] = exec_id;
+        return jsonResponse(200, out);
       }
       // Errors known before the command starts get a real HTTP status, not a 200 stream.
       auto target = boxes_->get(caller, id);
@@ -443,8 +453,13 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       auto* service = boxes_;
       auto* metrics = &metrics_;
       auto exec = std::make_shared<engine::ExecSpec>(*spec);
-      resp.stream = [service, metrics, caller, id, exec, started](const ChunkWriter& write) {
+      resp.stream = [service, metrics, caller, id, exec, started, exec_id](const ChunkWriter& write) {
         uint64_t offsets[3] = {0, 0, 0};
+        auto announce = exec->on_exec;
+        exec->on_exec = [&, announce](engine::Exec* e) {
+          announce(e);
+          if (e) write(dumpJson(json{{"started", {{"exec_id", exec_id}}}}) + "\n");
+        };
         exec->on_output = [&](int stream, const char* data, size_t n) {
           json line = {{"stream", stream == 2 ? "stderr" : "stdout"}, {"offset", offsets[stream]}, {"data", std::string(data, n)}};
           offsets[stream] += n;
@@ -459,6 +474,7 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
           return;
         }
         json end = execResultJson(*r);
+        end["exec_id"] = exec_id;
         end.erase("stdout");
         end.erase("stderr");
         write(dumpJson(json{{"exit", end}}) + "\n");
@@ -468,6 +484,38 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
     return errorResponse(405, "method_not_allowed", m + " is not allowed on " + action);
   }
 
+  static const std::regex kExecs("^/v1/boxes/([a-z0-9-]{1,48})/execs$");
+  static const std::regex kExecSignal("^/v1/boxes/([a-z0-9-]{1,48})/execs/(x-[0-9]{1,18})/signal$");
+  if (std::regex_match(p, match, kExecs) && m == "GET") {
+    *rn = "execs_list";
+    std::string id = match[1];
+    auto b = boxes_->get(caller, id);
+    if (!b.ok()) return errorResponse(b.status());
+    json arr = json::array();
+    for (const auto& e : execs_.list(id)) {
+      arr.push_back({{"id", e.id}, {"argv", e.argv}, {"started_at", rfc3339(e.started_at_ms)}});
+    }
+    return jsonResponse(200, {{"execs", arr}});
+  }
+  if (std::regex_match(p, match, kExecSignal) && m == "POST") {
+    *rn = "execs_signal";
+    std::string id = match[1], xid = match[2];
+    auto b = boxes_->get(caller, id);
+    if (!b.ok()) return errorResponse(b.status());
+    auto body = parseBody(req);
+    if (!body.ok()) return errorResponse(body.status());
+    std::string name = "TERM";
+    if (body->contains("signal") && (*body)["signal"].is_number_integer()) {
+      name = std::to_string((*body)["signal"].get<int>());
+    } else if (Status st = field(*body, "signal", &name); !st.ok()) {
+      return errorResponse(st);
+    }
+    int signo = parseSignal(name);
+    if (signo == 0) return errorResponse(invalidArgument("unknown signal '" + name + "'"));
+    if (Status st = execs_.signal(id, xid, signo); !st.ok()) return errorResponse(st);
+    boxes_->audit(caller, "exec.signal", id, json{{"exec", xid}, {"signal", signo}}.dump());
+    return jsonResponse(200, {{"exec_id", xid}, {"signal", signo}});
+  }
   static const std::regex kFiles("^/v1/boxes/([a-z0-9-]{1,48})/files(/list|/tar|/mkdir|/move)?$");
   if (std::regex_match(p, match, kFiles)) {
     std::string id = match[1], sub = match[2];

@@ -9,6 +9,7 @@
 
 #include "control/box_service.h"
 #include "control/token_service.h"
+#include "server/exec_registry.h"
 #include "server/http_types.h"
 #include "server/metrics.h"
 
@@ -39,6 +40,7 @@ class Api {
   store::Store* store_;
   const ApiOptions options_;
   Metrics metrics_;
+  ExecRegistry execs_;
   std::atomic<bool> ready_{false};
   std::mutex reason_mu_;
   std::string not_ready_reason_ = "starting";  // Guarded by reason_mu_

@@ -2,6 +2,7 @@
 
 #include "server/http_server.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -222,6 +223,9 @@ struct HttpServer::Impl {
         if (!acceptor.is_open()) co_return;
         continue;
       }
+      // Asio does not set close-on-exec; boxd starts processes (box-init), which must not
+      // inherit client connections.
+      ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
       net::co_spawn(acceptor.get_executor(), session(std::move(socket), via_unix), net::detached);
     }
   }
@@ -252,6 +256,7 @@ StatusOr<std::string> HttpServer::listenTcp(const std::string& host, uint16_t po
   if (!ec) acc->bind(ep, ec);
   if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
   if (ec) return unavailable("listen on " + host + ":" + std::to_string(port) + ": " + ec.message());
+  ::fcntl(acc->native_handle(), F_SETFD, FD_CLOEXEC);
   auto bound = acc->local_endpoint();
   std::string where = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string()) +
                       ":" + std::to_string(bound.port());
@@ -270,6 +275,7 @@ Status HttpServer::listenUnix(const std::string& path, int mode) {
   if (!ec) acc->listen(net::socket_base::max_listen_connections, ec);
   if (ec) return unavailable("listen on unix socket " + path + ": " + ec.message());
   ::chmod(path.c_str(), static_cast<mode_t>(mode));
+  ::fcntl(acc->native_handle(), F_SETFD, FD_CLOEXEC);
   net::co_spawn(impl_->io, impl_->acceptLoop(*acc, true), net::detached);
   impl_->unix_acceptors.push_back(std::move(acc));
   return okStatus();

@@ -195,7 +195,8 @@ def test_openapi_describes_every_route_and_metrics_are_exported(boxd):
     for path in ["/v1/boxes", "/v1/boxes/{id}", "/v1/boxes/{id}/exec", "/v1/boxes/{id}/extend", "/v1/templates",
                  "/v1/templates/{name}", "/v1/tokens", "/v1/tokens/{id}", "/v1/audit", "/healthz", "/readyz",
                  "/v1/health/deep", "/metrics", "/v1/boxes/{id}/files", "/v1/boxes/{id}/files/list",
-                 "/v1/boxes/{id}/files/tar", "/v1/boxes/{id}/files/mkdir", "/v1/boxes/{id}/files/move"]:
+                 "/v1/boxes/{id}/files/tar", "/v1/boxes/{id}/files/mkdir", "/v1/boxes/{id}/files/move",
+                 "/v1/boxes/{id}/execs", "/v1/boxes/{id}/execs/{exec}/signal"]:
         assert path in doc["paths"], path
     status, text, _ = Client(boxd.base, "").request("GET", "/metrics")
     text = text.decode()
@@ -239,11 +240,31 @@ def test_kill9_during_operations_then_restart_accounts_for_every_box(fresh_boxd)
                          for x in b.admin.json("GET", "/v1/boxes?all=1")[1]["boxes"]), what="settled")
     live = [x["id"] for x in b.admin.json("GET", "/v1/boxes")[1]["boxes"] if x["state"] == "ready"]
     # Only live boxes hold cgroups: the dead boxd's were reaped on start.
+    have = sorted(os.path.basename(p) for p in cgroups_of(b.cgroup_parent))
+    if len(have) != 3 * len(live):
+        every = {x["id"]: (x["state"], x["reason"]) for x in b.admin.json("GET", "/v1/boxes?all=1&limit=500")[1]["boxes"]}
+        holders = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    t = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    if "/run/boxd/engines/" in t:
+                        holders.append((pid, open(f"/proc/{pid}/comm").read().strip(),
+                                        open(f"/proc/{pid}/status").read().split("PPid:")[1].split()[0], fd, t))
+            except OSError:
+                pass
+        print("HAVE", have, "\nSTATES", every, "\nLIVE", live, "\nHOLDERS", holders, "\nFULLLOG", b.logs())
     assert sorted(os.path.basename(p) for p in cgroups_of(b.cgroup_parent)) == sorted(live * len(
         [c for c in ("memory", "pids", "freezer") if os.path.isdir(f"/sys/fs/cgroup/{c}/{b.cgroup_parent}")]))
     for i in live:
         assert b.admin.json("DELETE", f"/v1/boxes/{i}?wait=true")[1]["state"] == "stopped"
-    assert cgroups_of(b.cgroup_parent) == []
+    left = cgroups_of(b.cgroup_parent)
+    if left:
+        every = {x["id"]: (x["state"], x["reason"]) for x in b.admin.json("GET", "/v1/boxes?all=1&limit=500")[1]["boxes"]}
+        print("LEFT", left, "\nSTATES", every, "\nLIVE", live, "\nLOG", b.logs()[-3000:])
+    assert left == []
 
 
 def test_invalid_configuration_fails_fast_with_the_key(tmp_path):
@@ -278,3 +299,30 @@ def test_pagination_has_no_empty_last_page(boxd):
     assert len(p1["boxes"]) == 2 and "next_page_token" in p1
     status, p2 = c.json("GET", f"/v1/boxes?label=page=x&limit=2&page_token={p1['next_page_token']}")
     assert len(p2["boxes"]) == 1 and "next_page_token" not in p2
+
+
+def test_running_execs_are_listed_and_can_be_signalled(boxd):
+    c = boxd.admin
+    box = create(c)
+    result = {}
+
+    def long_running():
+        result["r"] = c.json("POST", f"/v1/boxes/{box['id']}/exec",
+                             {"command": "trap 'echo got-term; exit 3' TERM; while :; do sleep 0.05; done",
+                              "timeout_seconds": 60})
+
+    t = threading.Thread(target=long_running)
+    t.start()
+    running = wait_for(lambda: c.json("GET", f"/v1/boxes/{box['id']}/execs")[1]["execs"], what="running exec")
+    xid = running[0]["id"]
+    assert running[0]["argv"][0] == "/bin/sh"
+    assert c.json("POST", f"/v1/boxes/{box['id']}/execs/{xid}/signal", {"signal": "BOGUS"})[0] == 400
+    status, sent = c.json("POST", f"/v1/boxes/{box['id']}/execs/{xid}/signal", {"signal": "TERM"})
+    assert status == 200 and sent["signal"] == 15
+    t.join(timeout=30)
+    status, r = result["r"]
+    assert r["exit_code"] == 3 and r["stdout"] == "got-term\n" and r["exec_id"] == xid
+    assert c.json("GET", f"/v1/boxes/{box['id']}/execs")[1]["execs"] == []
+    assert c.json("POST", f"/v1/boxes/{box['id']}/execs/{xid}/signal", {"signal": 9})[0] == 404
+    status, audit = c.json("GET", f"/v1/audit?box={box['id']}&action=exec.signal")
+    assert audit["entries"][0]["detail"] == {"exec": xid, "signal": 15}

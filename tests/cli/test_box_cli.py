@@ -198,8 +198,10 @@ def test_run_json_prints_the_ndjson_stream(boxd):
     r = run_box(boxd, "--json", "run", "--", "sh", "-c", "echo hi; exit 4")
     assert r.returncode == 4
     lines = [json.loads(l) for l in r.stdout.splitlines()]
-    assert {"stream": "stdout", "offset": 0, "data": "hi\n"}.items() <= lines[0].items()
+    assert lines[0]["started"]["exec_id"].startswith("x-")
+    assert {"stream": "stdout", "offset": 0, "data": "hi\n"}.items() <= lines[1].items()
     assert lines[-1]["exit"]["status"] == 4
+    assert lines[-1]["exit"]["exec_id"] == lines[0]["started"]["exec_id"]
 
 
 # --- create, ls, get, exec, rm, extend, logs -------------------------------------------------
