@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "common/base64.h"
 #include "sandbox/mount_plan.h"
 #include "server/file_ops.h"
 #include "server/log.h"
@@ -176,6 +177,14 @@ StatusOr<engine::ExecSpec> execSpecFrom(const json& body, size_t max_output) {
   RETURN_IF_ERROR(field(body, "env", &spec.env));
   RETURN_IF_ERROR(field(body, "cwd", &spec.cwd));
   RETURN_IF_ERROR(field(body, "stdin", &spec.stdin_data));
+  std::string stdin_b64;
+  RETURN_IF_ERROR(field(body, "stdin_base64", &stdin_b64));
+  if (!stdin_b64.empty()) {
+    if (!spec.stdin_data.empty()) return invalidArgument("give at most one of 'stdin' and 'stdin_base64'");
+    auto decoded = base64Decode(stdin_b64);
+    if (!decoded.ok()) return decoded.status().withContext("stdin_base64");
+    spec.stdin_data = std::move(decoded).value();
+  }
   RETURN_IF_ERROR(field(body, "pty", &spec.pty));
   double timeout_s = 600;
   RETURN_IF_ERROR(field(body, "timeout_seconds", &timeout_s));
@@ -422,6 +431,12 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       auto spec = execSpecFrom(*body, options_.max_exec_output_bytes);
       if (!spec.ok()) return errorResponse(spec.status());
       bool stream = req.query.count("stream") && req.query["stream"] != "false";
+      // Output is JSON text (invalid UTF-8 replaced) unless the caller asks for base64.
+      const std::string encoding = req.query.count("encoding") ? req.query["encoding"] : "text";
+      if (encoding != "text" && encoding != "base64") {
+        return errorResponse(invalidArgument("encoding must be 'text' or 'base64'"));
+      }
+      const bool b64 = encoding == "base64";
       auto started = std::chrono::steady_clock::now();
       const std::string exec_id = execs_.reserve();
       auto* registry = &execs_;
@@ -439,6 +454,12 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
         if (!r.ok()) return errorResponse(r.status());
         json out = execResultJson(*r);
         out["exec_id"] = exec_id;
+        if (b64) {
+          out.erase("stdout");
+          out.erase("stderr");
+          out["stdout_base64"] = base64Encode(r->stdout_data);
+          out["stderr_base64"] = base64Encode(r->stderr_data);
+        }
         return jsonResponse(200, out);
       }
       // Errors known before the command starts get a real HTTP status, not a 200 stream.
@@ -453,7 +474,7 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
       auto* service = boxes_;
       auto* metrics = &metrics_;
       auto exec = std::make_shared<engine::ExecSpec>(*spec);
-      resp.stream = [service, metrics, caller, id, exec, started, exec_id](const ChunkWriter& write) {
+      resp.stream = [service, metrics, caller, id, exec, started, exec_id, b64](const ChunkWriter& write) {
         uint64_t offsets[3] = {0, 0, 0};
         auto announce = exec->on_exec;
         exec->on_exec = [&, announce](engine::Exec* e) {
@@ -461,7 +482,9 @@ HttpResponse Api::route(HttpRequest& req, std::string* rn) {
           if (e) write(dumpJson(json{{"started", {{"exec_id", exec_id}}}}) + "\n");
         };
         exec->on_output = [&](int stream, const char* data, size_t n) {
-          json line = {{"stream", stream == 2 ? "stderr" : "stdout"}, {"offset", offsets[stream]}, {"data", std::string(data, n)}};
+          json line = {{"stream", stream == 2 ? "stderr" : "stdout"}, {"offset", offsets[stream]}};
+          if (b64) line["data_base64"] = base64Encode(std::string_view(data, n));
+          else line["data"] = std::string(data, n);
           offsets[stream] += n;
           return write(dumpJson(line) + "\n");
         };

@@ -326,3 +326,21 @@ def test_running_execs_are_listed_and_can_be_signalled(boxd):
     assert c.json("POST", f"/v1/boxes/{box['id']}/execs/{xid}/signal", {"signal": 9})[0] == 404
     status, audit = c.json("GET", f"/v1/audit?box={box['id']}&action=exec.signal")
     assert audit["entries"][0]["detail"] == {"exec": xid, "signal": 15}
+
+
+def test_binary_exec_io_with_base64(boxd):
+    import base64
+    c = boxd.admin
+    box = create(c)
+    blob = bytes(range(256)) * 3
+    status, r = c.json("POST", f"/v1/boxes/{box['id']}/exec?encoding=base64",
+                       {"argv": ["cat"], "stdin_base64": base64.b64encode(blob).decode()})
+    assert status == 200 and base64.b64decode(r["stdout_base64"]) == blob and "stdout" not in r
+    status, data, _ = c.request("POST", f"/v1/boxes/{box['id']}/exec?stream=true&encoding=base64",
+                                {"argv": ["cat"], "stdin_base64": base64.b64encode(blob).decode()})
+    lines = [json.loads(l) for l in data.decode().splitlines()]
+    got = b"".join(base64.b64decode(l["data_base64"]) for l in lines if "data_base64" in l)
+    assert got == blob
+    status, err = c.json("POST", f"/v1/boxes/{box['id']}/exec", {"argv": ["cat"], "stdin_base64": "@@@"})
+    assert status == 400 and "stdin_base64" in err["error"]["message"]
+    assert c.json("POST", f"/v1/boxes/{box['id']}/exec?encoding=hex", {"argv": ["true"]})[0] == 400
