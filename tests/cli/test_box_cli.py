@@ -489,3 +489,12 @@ def test_template_put_with_if_match(boxd, tmp_path):
     assert r.returncode == 0, r.stderr
     assert run_box(boxd, "template", "rm", name).returncode == 0
     assert run_box(boxd, "template", "get", name).returncode == 1
+
+
+def test_run_and_exec_carry_binary_bytes_exactly(boxd):
+    blob = bytes(range(256)) * 64
+    r = run_box(boxd, "run", "-i", "--", "cat", input=blob, text=False)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == blob
+    r = run_box(boxd, "run", "--", "sh", "-c", "printf '\\377\\000\\376' >&2", text=False)
+    assert r.stderr == b"\xff\x00\xfe"

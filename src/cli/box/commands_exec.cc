@@ -53,10 +53,6 @@ CliStatusOr<ExecRequest> execRequestFrom(const ExecFlags& f) {
   if (f.read_stdin) {
     if (f.pty && isatty(STDIN_FILENO)) std::cerr << "box: " << kTerminalNote << " Reading stdin until end of file.\n";
     CLI_ASSIGN_OR_RETURN(req.stdin_data, readAllStdin());
-    if (!isValidUtf8(*req.stdin_data)) {
-      return usageError("standard input is not UTF-8 text, and the exec API carries stdin as a JSON string; "
-                        "copy binary data in with box cp instead");
-    }
   }
   return req;
 }

@@ -1,5 +1,7 @@
 #include "cli/box/exec_stream.h"
 
+#include "common/base64.h"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -40,31 +42,16 @@ CliStatusOr<std::string> readAllStdin() {
   return data;
 }
 
-bool isValidUtf8(const std::string& s) {
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (len == 0 || i + len > n) return false;
-    uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1F) : len == 3 ? (c & 0x0F) : (c & 0x07);
-    for (size_t k = 1; k < len; ++k) {
-      unsigned char cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    // Overlong forms, UTF-16 surrogates and values past U+10FFFF are not UTF-8.
-    static const uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return false;
-    i += len;
-  }
-  return true;
-}
-
 CliStatusOr<int> runExecStream(ApiClient& client, const std::string& box_id, const ExecRequest& req, ExecOptions opts) {
   json body = {{"argv", req.argv}};
   if (!req.env.empty()) body["env"] = req.env;
   if (!req.cwd.empty()) body["cwd"] = req.cwd;
-  if (req.stdin_data) body["stdin"] = *req.stdin_data;
+  // Exact bytes both ways: stdin and output travel base64-encoded (the --json passthrough
+  // keeps the readable text form).
+  if (req.stdin_data) {
+    if (opts.raw_json) body["stdin"] = *req.stdin_data;
+    else body["stdin_base64"] = base64Encode(*req.stdin_data);
+  }
   if (req.pty) body["pty"] = true;
   if (req.timeout_seconds > 0) body["timeout_seconds"] = req.timeout_seconds;
 
@@ -87,16 +74,21 @@ CliStatusOr<int> runExecStream(ApiClient& client, const std::string& box_id, con
       return true;
     }
     if (opts.raw_json) return true;
-    if (line.contains("data") && line["data"].is_string()) {
+    if (line.contains("data_base64") && line["data_base64"].is_string()) {
       bool to_stderr = line.value("stream", std::string()) == "stderr";
-      if (!writeAll(to_stderr ? STDERR_FILENO : STDOUT_FILENO, line["data"].get_ref<const std::string&>())) {
+      auto bytes = base64Decode(line["data_base64"].get_ref<const std::string&>());
+      if (!bytes.ok()) {
+        stream_error = failure("boxd sent undecodable output: " + bytes.status().message());
+        return false;
+      }
+      if (!writeAll(to_stderr ? STDERR_FILENO : STDOUT_FILENO, *bytes)) {
         output_error = errnoFailure(to_stderr ? "write standard error" : "write standard output", errno);
         return false;
       }
     }
     return true;
   };
-  std::string path = "/v1/boxes/" + urlEncode(box_id) + "/exec?stream=true";
+  std::string path = "/v1/boxes/" + urlEncode(box_id) + "/exec?stream=true" + (opts.raw_json ? "" : "&encoding=base64");
   CliStatus st = client.streamLines(path, body, on_line);
   if (!output_error.ok()) return output_error;
   if (!st.ok()) return st;

@@ -33,7 +33,5 @@ CliStatusOr<int> runExecStream(ApiClient& client, const std::string& box_id, con
 // Reads all of standard input (for -i).
 CliStatusOr<std::string> readAllStdin();
 
-// The exec API carries stdin and output as JSON strings, so only UTF-8 text survives.
-bool isValidUtf8(const std::string& s);
 
 }  // namespace boxd::cli
