@@ -1,6 +1,8 @@
 // boxd: the control plane. Listens first (so /healthz answers at once), then opens the
 // store, starts the engine, reaps leftovers, recovers box states and becomes ready.
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -67,6 +69,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   ::chmod(config.data_dir.c_str(), 0711);  // box root must traverse to the engine's state
+  // One boxd per data directory: a second one would drive the same store and boxes.
+  int lock_fd = ::open((config.data_dir + "/boxd.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd < 0 || ::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    std::cerr << "boxd: another boxd is already using " << config.data_dir << " (" << config.data_dir
+              << "/boxd.lock is held)\n";
+    return 1;
+  }
 
   sigset_t sigs;
   sigemptyset(&sigs);

@@ -344,3 +344,12 @@ def test_binary_exec_io_with_base64(boxd):
     status, err = c.json("POST", f"/v1/boxes/{box['id']}/exec", {"argv": ["cat"], "stdin_base64": "@@@"})
     assert status == 400 and "stdin_base64" in err["error"]["message"]
     assert c.json("POST", f"/v1/boxes/{box['id']}/exec?encoding=hex", {"argv": ["true"]})[0] == 400
+
+
+def test_a_second_boxd_on_the_same_data_dir_refuses_to_start(boxd):
+    import subprocess
+    from conftest import BOXD_BIN
+    r = subprocess.run([BOXD_BIN, "--data-dir", boxd.data, "--listen", "127.0.0.1:0"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1 and "already using" in r.stderr
+    assert Client(boxd.base, "").json("GET", "/readyz")[0] == 200

@@ -498,3 +498,21 @@ def test_run_and_exec_carry_binary_bytes_exactly(boxd):
     assert r.stdout == blob
     r = run_box(boxd, "run", "--", "sh", "-c", "printf '\\377\\000\\376' >&2", text=False)
     assert r.stderr == b"\xff\x00\xfe"
+
+
+def test_ps_lists_running_commands_and_kill_signals_them(boxd):
+    box_id = run_box(boxd, "create", "--wait").stdout.strip()
+    p = subprocess.Popen([BOX_BIN, "exec", box_id, "--", "sh", "-c", "trap 'exit 9' TERM; echo up; while :; do sleep 0.05; done"],
+                         stdout=subprocess.PIPE, text=True,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "BOXD_URL": boxd.url,
+                              "BOXD_TOKEN": boxd.admin_token, "HOME": boxd.home})
+    assert p.stdout.readline() == "up\n"  # the command runs: it is registered
+    listed = box_json(boxd, "ps", box_id)["execs"]
+    assert len(listed) == 1 and listed[0]["argv"][0] == "sh"
+    assert "x-" in run_box(boxd, "ps", box_id).stdout
+    r = run_box(boxd, "kill", box_id, listed[0]["id"], "-s", "TERM")
+    assert r.returncode == 0, r.stderr
+    assert p.wait(timeout=30) == 9
+    assert box_json(boxd, "ps", box_id)["execs"] == []
+    assert run_box(boxd, "kill", box_id, listed[0]["id"]).returncode == 1  # no longer running
+    run_box(boxd, "rm", box_id)

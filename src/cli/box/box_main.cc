@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", ctx.jsonFlag(), "Print the API's JSON instead of tables and text");
 
   addExecCommands(app, ctx);
+  addExecsCommands(app, ctx);
   addBoxCommands(app, ctx);
   addFileCommands(app, ctx);
   addServerCommands(app, ctx);

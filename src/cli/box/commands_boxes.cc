@@ -207,7 +207,7 @@ void addBoxCommands(CLI::App& app, CliContext& ctx) {
         ->check(CLI::IsMember({"pending", "starting", "ready", "stopping", "stopped", "failed", "expired", "lost"}));
     cmd->add_option("-l,--label", f->labels, "Only boxes with label key=value (repeatable; all must match)")
         ->allow_extra_args(false);
-    cmd->add_option("--limit", f->limit, "Boxes per page (server default 100, at most 1000)")->check(CLI::Range(1, 1000));
+    cmd->add_option("--limit", f->limit, "Boxes per page (server default 100, at most 500)")->check(CLI::Range(1, 500));
     cmd->add_flag("--all-pages", f->all_pages, "Follow next_page_token until every matching box is listed");
     cmd->callback([&ctx, f] { ctx.setAction([&ctx, f] { return listCommand(ctx, *f); }); });
   }
