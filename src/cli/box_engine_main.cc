@@ -11,6 +11,7 @@
 #include "engine/box.h"
 #include "engine/engine.h"
 #include "engine/exec.h"
+#include "engine/exec_result_json.h"
 
 namespace {
 
@@ -153,23 +154,9 @@ int main(int argc, char** argv) {
   }
   const auto& r = *result;
   if (as_json) {
-    std::cout << json{{"box", (*box)->id()},
-                      {"exit_code", r.exit_code},
-                      {"signal", r.signal},
-                      {"timed_out", r.timed_out},
-                      {"oom_killed", r.oom_killed},
-                      {"output_limit_killed", r.output_limit_killed},
-                      {"stdout", r.stdout_data},
-                      {"stderr", r.stderr_data},
-                      {"stdout_dropped", r.stdout_dropped},
-                      {"stderr_dropped", r.stderr_dropped},
-                      {"usage",
-                       {{"wall_us", r.usage.wall_usec},
-                        {"cpu_us", r.usage.cpu_usec},
-                        {"peak_memory_bytes", r.usage.peak_memory_bytes},
-                        {"oom_kills", r.usage.oom_kills}}}}
-                     .dump(2)
-              << "\n";
+    json out = boxd::engine::execResultJson(r);
+    out["box"] = (*box)->id();
+    std::cout << boxd::engine::dumpJson(out, 2) << "\n";
   } else {
     std::fwrite(r.stdout_data.data(), 1, r.stdout_data.size(), stdout);
     std::fflush(stdout);

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "common/base64.h"
+#include "engine/exec_result_json.h"
 #include "sandbox/mount_plan.h"
 #include "server/file_ops.h"
 #include "server/log.h"
@@ -36,7 +37,8 @@ int httpStatusFor(StatusCode code) {
 
 namespace {
 
-std::string dumpJson(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+using engine::dumpJson;
+using engine::execResultJson;
 
 HttpResponse jsonResponse(int status, const json& j) {
   HttpResponse r;
@@ -98,23 +100,6 @@ json tokenJson(const store::TokenRecord& t) {
   if (t.revoked_at_ms) j["revoked_at"] = rfc3339(t.revoked_at_ms);
   if (t.last_used_ms) j["last_used_at"] = rfc3339(t.last_used_ms);
   return j;
-}
-
-json execResultJson(const engine::ExecResult& r) {
-  return {{"exit_code", r.signal ? json(nullptr) : json(r.exit_code)},
-          {"signal", r.signal},
-          {"status", r.shellStatus()},
-          {"timed_out", r.timed_out},
-          {"oom_killed", r.oom_killed},
-          {"output_limit_killed", r.output_limit_killed},
-          {"stdout", r.stdout_data},
-          {"stderr", r.stderr_data},
-          {"stdout_dropped", r.stdout_dropped},
-          {"stderr_dropped", r.stderr_dropped},
-          {"usage",
-           {{"wall_ms", r.usage.wall_usec / 1000.0},
-            {"cpu_ms", r.usage.cpu_usec / 1000.0},
-            {"peak_memory_bytes", r.usage.peak_memory_bytes}}}};
 }
 
 StatusOr<json> parseBody(const HttpRequest& req) {

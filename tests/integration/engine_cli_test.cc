@@ -92,6 +92,14 @@ TEST_F(EngineCliTest, JsonOutputDescribesTheRun) {
   EXPECT_NE(r.out.find("\"peak_memory_bytes\""), std::string::npos) << r.out;
 }
 
+// Regression: --json threw (and the CLI died) on output that is not valid UTF-8.
+TEST_F(EngineCliTest, JsonOutputSurvivesBinaryOutput) {
+  auto r = runCli(with({"--json", "run", "--", "sh", "-c", "printf '\\377\\376ok'"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("ok"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"status\": 0"), std::string::npos) << r.out;
+}
+
 TEST_F(EngineCliTest, BadInputFailsWithAClearMessageAndNoBox) {
   auto r = runCli(with({"run", "--memory", "12X", "--", "true"}));
   EXPECT_EQ(r.status, 2);
